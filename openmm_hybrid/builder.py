@@ -1,0 +1,270 @@
+"""System builder: protein (PDB/mmCIF) + ligand (SDF/MOL2/SMILES) -> solvated MM System.
+
+The protein gets Amber ff14SB (``amber14-all.xml``) with missing hydrogens added at the
+requested pH; the ligand gets GAFF2 + AM1-BCC (or OpenFF) through
+:class:`~openmm_hybrid.template_generator.LigandTemplateGenerator`, the same generator
+users register on their own ``ForceField``, so there is one parametrisation path.
+"""
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import openmm
+import openmm.app as app
+from openmm import unit
+
+from ._util import progress
+from .errors import HybridError, InputFileError
+from .serialization import load_system, save_system
+
+SOLVENTS = ("explicit", "implicit", "vacuum")
+WATER_XML = {"tip3p": "amber14/tip3p.xml", "tip3pfb": "amber14/tip3pfb.xml", "spce": "amber14/spce.xml",
+             "opc": "amber14/opc.xml"}
+FILE_NAMES = {"system": "system.xml", "topology": "topology.pdb", "state": "state.xml"}
+
+
+@dataclass
+class BuiltSystem:
+    """An MM System with its topology, positions and a JSON-able description.
+
+    Attributes
+    ----------
+    topology : openmm.app.Topology
+    system : openmm.System
+    positions : Quantity
+        Positions in nm.
+    info : dict
+        Atom counts, ligand net charge, force fields, box; written as ``build.json``.
+    state : openmm.State, optional
+        Full state (positions, velocities, box, parameters) when read from disk.
+    """
+
+    topology: "app.Topology"
+    system: openmm.System
+    positions: unit.Quantity
+    info: dict = field(default_factory=dict)
+    state: Optional[openmm.State] = None
+
+    def save(self, out_dir, info_name: str = "build.json", state=None) -> Path:
+        """Write ``system.xml``, ``topology.pdb``, ``state.xml`` and ``info_name`` into ``out_dir``."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        save_system(self.system, out / FILE_NAMES["system"])
+        with open(out / FILE_NAMES["topology"], "w") as handle:
+            app.PDBFile.writeFile(self.topology, self.positions, handle, keepIds=True)
+        state = state or self.state
+        if state is None:
+            state = make_state(self.system, self.positions, self.topology.getPeriodicBoxVectors())
+        (out / FILE_NAMES["state"]).write_text(openmm.XmlSerializer.serialize(state))
+        (out / info_name).write_text(json.dumps(self.info, indent=2) + "\n")
+        return out
+
+
+def make_state(system, positions, box_vectors=None, velocities=None) -> openmm.State:
+    """An OpenMM State holding positions (and box, velocities) for ``system``."""
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+    if box_vectors is not None:
+        context.setPeriodicBoxVectors(*box_vectors)
+    context.setPositions(positions)
+    if velocities is not None:
+        context.setVelocities(velocities)
+    state = context.getState(getPositions=True, getVelocities=True, getParameters=True)
+    del context
+    return state
+
+
+def load_build(directory) -> BuiltSystem:
+    """Read a directory written by :meth:`BuiltSystem.save` (``build`` or ``embed`` output)."""
+    directory = Path(directory)
+    paths = {key: directory / name for key, name in FILE_NAMES.items()}
+    missing = [str(p) for p in paths.values() if not p.is_file()]
+    if missing:
+        raise InputFileError(f"'{directory}' is not an openmm-hybrid system directory: missing {', '.join(missing)}")
+    system = load_system(paths["system"])
+    pdb = app.PDBFile(str(paths["topology"]))
+    state = openmm.XmlSerializer.deserialize(paths["state"].read_text())
+    if system.getNumParticles() != pdb.topology.getNumAtoms():
+        raise InputFileError(f"'{directory}': system.xml has {system.getNumParticles()} particles but "
+                             f"topology.pdb has {pdb.topology.getNumAtoms()} atoms")
+    info = {}
+    for name in ("build.json", "embed.json"):
+        if (directory / name).is_file():
+            info.update(json.loads((directory / name).read_text()))
+    if system.usesPeriodicBoundaryConditions():
+        pdb.topology.setPeriodicBoxVectors(state.getPeriodicBoxVectors())
+    return BuiltSystem(pdb.topology, system, state.getPositions(asNumpy=True), info, state)
+
+
+def _load_protein(path):
+    path = Path(path)
+    if not path.is_file():
+        raise InputFileError(f"protein file '{path}' does not exist")
+    suffix = path.suffix.lower()
+    if suffix in (".pdb", ".ent"):
+        return app.PDBFile(str(path))
+    if suffix in (".cif", ".mmcif", ".pdbx"):
+        return app.PDBxFile(str(path))
+    raise InputFileError(f"protein file '{path}' has unsupported format '{suffix}': use PDB (.pdb) or mmCIF (.cif)")
+
+
+def _quantity(value, default_unit):
+    return value if unit.is_quantity(value) else value * default_unit
+
+
+def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent: str = "explicit",
+                 padding=1.0 * unit.nanometer, ionic_strength=0.15 * unit.molar, ph: float = 7.0,
+                 protein_ff: str = "amber14-all.xml", water_model: str = "tip3p", ligand_ff: str = "gaff2",
+                 nonbonded_cutoff=1.0 * unit.nanometer, constraints=app.HBonds, hydrogen_mass=None,
+                 ligand_cache: bool = True) -> BuiltSystem:
+    """Build a parametrised (and optionally solvated) protein-ligand MM System.
+
+    Parameters
+    ----------
+    protein : str or Path, optional
+        PDB or mmCIF file; missing hydrogens are added at ``ph``.  Omit for a ligand alone.
+    ligand : str, Path, RDKit Mol or Ligand, optional
+        SDF/MOL2 file (explicit hydrogens, 3D), or a SMILES string (a conformer is generated).
+    ligand_resname : str
+        Residue name given to the ligand (the ML region is usually ``"resname LIG"``).
+    solvent : {"explicit", "implicit", "vacuum"}
+        TIP3P box with PME (default), OBC2 implicit solvent, or no solvent.
+    padding : Quantity or float
+        Explicit solvent padding (nm), with OpenMM's meaning: the cubic box edge is the
+        diameter of the solute's bounding sphere plus ``padding`` (at least ``2*padding``),
+        so no solute atom comes closer than ``padding`` to a periodic copy of the solute.
+    ionic_strength : Quantity or float
+        Salt concentration (molar) added on top of neutralising Na+/Cl- ions.
+    ph : float
+        pH for protein protonation.
+    protein_ff, water_model : str
+        Protein force field XML and water model (``tip3p``, ``tip3pfb``, ``spce``, ``opc``).
+    ligand_ff : str
+        ``"gaff2"`` (AM1-BCC charges, AmberTools) or ``"openff-2.2.0"`` (needs openff-toolkit).
+    nonbonded_cutoff : Quantity or float
+        Direct-space cutoff for PME (nm).
+    constraints : openmm.app constraint type
+        Default ``HBonds``.
+    hydrogen_mass : Quantity or float, optional
+        Hydrogen mass repartitioning target mass (amu).
+
+    Returns
+    -------
+    BuiltSystem
+    """
+    from .ligand import load_ligand
+    from .template_generator import LigandTemplateGenerator
+
+    if solvent not in SOLVENTS:
+        raise HybridError(f"solvent must be one of {', '.join(SOLVENTS)}, not {solvent!r}")
+    if protein is None and ligand is None:
+        raise HybridError("nothing to build: give a protein, a ligand or both")
+    if water_model not in WATER_XML:
+        raise HybridError(f"water model must be one of {', '.join(WATER_XML)}, not {water_model!r}")
+    padding = _quantity(padding, unit.nanometer)
+    ionic_strength = _quantity(ionic_strength, unit.molar)
+    nonbonded_cutoff = _quantity(nonbonded_cutoff, unit.nanometer)
+
+    xml_files = [protein_ff]
+    if solvent == "explicit":
+        xml_files.append(WATER_XML[water_model])
+    elif solvent == "implicit":
+        xml_files.append("implicit/obc2.xml")
+    forcefield = app.ForceField(*xml_files)
+
+    lig = None
+    generator = None
+    if ligand is not None:
+        lig = load_ligand(ligand, resname=ligand_resname)
+        generator = LigandTemplateGenerator([lig], forcefield=ligand_ff, cache=ligand_cache)
+        forcefield.registerTemplateGenerator(generator.generator)
+
+    if protein is not None:
+        progress(f"reading protein {protein}")
+        structure = _load_protein(protein)
+        modeller = app.Modeller(structure.topology, structure.positions)
+        n_before = modeller.topology.getNumAtoms()
+        try:
+            modeller.addHydrogens(forcefield, pH=ph)
+        except ValueError as exc:
+            raise HybridError(f"cannot add hydrogens to protein '{protein}': {exc}") from exc
+        progress(f"protein: {modeller.topology.getNumResidues()} residues, "
+                 f"{modeller.topology.getNumAtoms() - n_before} hydrogens added at pH {ph}")
+    else:
+        modeller = app.Modeller(app.Topology(), [])
+    if lig is not None:
+        lig_topology, lig_positions = lig.to_openmm()
+        modeller.add(lig_topology, lig_positions)
+
+    if solvent == "explicit":
+        progress(f"solvating with {water_model.upper()}: padding {padding}, ionic strength {ionic_strength}")
+        modeller.addSolvent(forcefield, model=water_model if water_model != "tip3pfb" else "tip3p",
+                            padding=padding, ionicStrength=ionic_strength, neutralize=True)
+        method = app.PME
+        width = min(v[i] for i, v in enumerate(modeller.topology.getPeriodicBoxVectors().value_in_unit(unit.nanometer)))
+        if width < 2 * nonbonded_cutoff.value_in_unit(unit.nanometer):
+            raise HybridError(f"the periodic box ({width:.2f} nm) is narrower than twice the nonbonded cutoff "
+                              f"({nonbonded_cutoff}); increase the padding (now {padding})")
+    else:
+        method = app.NoCutoff
+
+    progress("creating the MM System")
+    kwargs = dict(nonbondedMethod=method, constraints=constraints, rigidWater=True)
+    if method == app.PME:
+        kwargs["nonbondedCutoff"] = nonbonded_cutoff
+        kwargs["ewaldErrorTolerance"] = 5e-4
+    if hydrogen_mass is not None:
+        kwargs["hydrogenMass"] = _quantity(hydrogen_mass, unit.amu)
+    try:
+        system = forcefield.createSystem(modeller.topology, **kwargs)
+    except ValueError as exc:
+        raise HybridError(f"cannot parametrise the system: {exc}") from exc
+
+    topology = modeller.topology
+    box = topology.getPeriodicBoxVectors()
+    counts = {"total": topology.getNumAtoms(), "protein": 0, "ligand": 0, "water": 0, "ions": 0, "other": 0}
+    for residue in topology.residues():
+        n = len(list(residue.atoms()))
+        if residue.name == ligand_resname and lig is not None:
+            counts["ligand"] += n
+        elif residue.name in ("HOH", "WAT"):
+            counts["water"] += n
+        elif residue.name in ("NA", "CL", "K", "MG", "CA", "Na+", "Cl-"):
+            counts["ions"] += n
+        elif residue.name in app.PDBFile._standardResidues or residue.name in ("HID", "HIE", "HIP", "CYX", "ASH", "GLH", "LYN"):
+            counts["protein"] += n
+        else:
+            counts["other"] += n
+    info = {
+        "atom_counts": counts,
+        "n_waters": sum(1 for r in topology.residues() if r.name == "HOH"),
+        "ligand": None if lig is None else {
+            "resname": ligand_resname, "name": lig.name, "smiles": lig.canonical_smiles,
+            "net_charge": lig.net_charge, "n_atoms": lig.mol.GetNumAtoms()},
+        "force_fields": {"protein": protein_ff if protein is not None else None,
+                         "water": WATER_XML[water_model] if solvent == "explicit" else None,
+                         "implicit_solvent": "implicit/obc2.xml (OBC2)" if solvent == "implicit" else None,
+                         "ligand": None if lig is None else ("GAFF2 + AM1-BCC" if ligand_ff == "gaff2" else ligand_ff)},
+        "solvent": solvent,
+        "padding_nm": padding.value_in_unit(unit.nanometer) if solvent == "explicit" else None,
+        "ionic_strength_molar": ionic_strength.value_in_unit(unit.molar) if solvent == "explicit" else None,
+        "ph": ph if protein is not None else None,
+        "nonbonded_method": "PME" if method == app.PME else "NoCutoff",
+        "constraints": str(constraints) if constraints is not None else None,
+        "hydrogen_mass_amu": None if hydrogen_mass is None else _quantity(hydrogen_mass, unit.amu).value_in_unit(unit.amu),
+        "box_nm": None if box is None else [[round(x, 6) for x in v.value_in_unit(unit.nanometer)] for v in box],
+        "system_charge": round(_total_charge(system), 6),
+        "protein_file": None if protein is None else os.path.abspath(str(protein)),
+    }
+    progress(f"built: {counts['total']} atoms ({counts['protein']} protein, {counts['ligand']} ligand, "
+             f"{info['n_waters']} waters, {counts['ions']} ions)")
+    return BuiltSystem(topology, system, modeller.positions, info)
+
+
+def _total_charge(system) -> float:
+    for force in system.getForces():
+        if isinstance(force, openmm.NonbondedForce):
+            return sum(force.getParticleParameters(i)[0].value_in_unit(unit.elementary_charge)
+                       for i in range(force.getNumParticles()))
+    return 0.0

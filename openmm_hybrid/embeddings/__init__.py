@@ -1,0 +1,24 @@
+"""Embedding methods: how the ML region is coupled to its MM environment.
+
+Each method lives in its own module and is registered here by name with a function
+``create(topology, system, atoms, model, force_group, interpolate, total_charge, **options)
+-> openmm.System``.
+"""
+from typing import Callable, Dict
+
+from ..errors import HybridError
+from .mechanical import create_mechanical_system
+
+EMBEDDINGS: Dict[str, Callable] = {"mechanical": create_mechanical_system}
+
+
+def register_embedding(name: str, create: Callable) -> None:
+    """Register an embedding method under ``name``."""
+    EMBEDDINGS[name] = create
+
+
+def get_embedding(name: str) -> Callable:
+    try:
+        return EMBEDDINGS[name]
+    except KeyError:
+        raise HybridError(f"unknown embedding {name!r}; available: {', '.join(sorted(EMBEDDINGS))}") from None

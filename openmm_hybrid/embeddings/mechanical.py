@@ -1,0 +1,30 @@
+"""Mechanical embedding, through openmm-ml's own implementation.
+
+The ML model replaces the MM terms inside the region: openmm-ml removes the bonded
+terms among region atoms, excludes region-region nonbonded pairs (so that with PME
+their reciprocal-space part is subtracted too, while the interactions of the region
+with its own periodic images keep their MM charges), removes constraints inside the
+region, and keeps region-environment Coulomb and Lennard-Jones in MM with the
+ligand's force-field parameters.  With ``interpolate=True`` it adds the global
+parameter ``lambda_interpolate`` (0 = MM, 1 = ML/MM).
+
+The ML energy itself comes from openmm-hybrid's TorchScript force, reached through
+the ``hybrid-ani2x`` potential registered with openmm-ml.
+"""
+from ..openmmml_plugin import ANI2X_POTENTIAL, HybridPotentialImplFactory
+
+
+def hybrid_potential(model):
+    """An openmm-ml ``MLPotential`` wrapping an openmm-hybrid model."""
+    from openmmml import MLPotential
+    if ANI2X_POTENTIAL not in MLPotential._implFactories:  # not installed with entry points (source tree)
+        MLPotential.registerImplFactory(ANI2X_POTENTIAL, HybridPotentialImplFactory())
+    return MLPotential(ANI2X_POTENTIAL, model=model)
+
+
+def create_mechanical_system(topology, system, atoms, model, force_group, interpolate, total_charge=0.0,
+                             **options):
+    """Mechanically embedded ML/MM System (see module docstring)."""
+    return hybrid_potential(model).createMixedSystem(
+        topology, system, list(atoms), forceGroup=force_group, interpolate=interpolate,
+        embedding="mechanical", totalCharge=total_charge, **options)

@@ -1,0 +1,34 @@
+"""Exceptions raised by openmm-hybrid.
+
+Every refusal in the package raises one of these, with a message that names
+the offending input, so that callers (and the CLI) can report it clearly.
+All derive from ``ValueError`` so generic ``except ValueError`` still works.
+"""
+
+
+class HybridError(ValueError):
+    """Base class of all openmm-hybrid input errors."""
+
+
+class InputFileError(HybridError):
+    """A file is missing, unreadable or of an unsupported format."""
+
+
+class LigandError(HybridError):
+    """A ligand cannot be used as given (missing hydrogens, no 3D coordinates, ...)."""
+
+
+class ParameterizationError(HybridError):
+    """Force-field parameters could not be assigned (antechamber/sqm failed, no template, ...)."""
+
+
+class RegionError(HybridError):
+    """The ML region is unusable (empty, cuts a covalent bond, unsupported element, charge)."""
+
+
+class ModelError(HybridError):
+    """An ML model cannot be loaded or does not follow the input/output contract."""
+
+
+class SimulationError(RuntimeError):
+    """A simulation produced an invalid state (NaN energy, ...)."""

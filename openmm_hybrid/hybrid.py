@@ -1,0 +1,107 @@
+"""Turn an MM System into an ML/MM System: the package's central step."""
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import openmm
+
+from .embeddings import get_embedding
+from .errors import HybridError
+from .ml_force import is_ml_force
+from .models import MLModel, load_model
+from .region import RegionSpec, check_region, select_region
+
+
+@dataclass
+class HybridSystem:
+    """An ML/MM System and what it was made from.
+
+    Attributes
+    ----------
+    system : openmm.System
+        The ML/MM System.
+    topology : openmm.app.Topology
+    ml_atoms : list of int
+        System indices of the ML region, in the order the model receives them.
+    model : MLModel
+    embedding : str
+    interpolate : bool
+        Whether the global parameter ``lambda_interpolate`` exists (0 = MM, 1 = ML/MM).
+    force_groups : dict
+        ``{"ml": int, "mm": [int, ...]}``.
+    region_info : dict
+        Net charge and element counts of the region.
+    """
+
+    system: openmm.System
+    topology: "openmm.app.Topology"
+    ml_atoms: List[int]
+    model: MLModel
+    embedding: str
+    interpolate: bool
+    force_groups: dict
+    region_info: dict = field(default_factory=dict)
+    region_spec: Optional[str] = None
+
+    def metadata(self) -> dict:
+        """JSON-serialisable description (written as ``embed.json``)."""
+        return {
+            "ml_atoms": list(self.ml_atoms),
+            "region": self.region_spec,
+            "model": self.model.name,
+            "model_description": self.model.description,
+            "precision": self.model.precision,
+            "embedding": self.embedding,
+            "interpolate": self.interpolate,
+            "global_parameters": ["lambda_interpolate"] if self.interpolate else [],
+            "force_groups": self.force_groups,
+            "region_net_charge": self.region_info.get("net_charge"),
+            "region_elements": self.region_info.get("elements"),
+        }
+
+
+def create_hybrid_system(topology, system: openmm.System, region: RegionSpec, model="ani2x",
+                         embedding: str = "mechanical", precision: str = "single",
+                         ml_force_group: int = 1, interpolate: bool = False, positions=None,
+                         model_options: Optional[dict] = None, **embedding_options) -> HybridSystem:
+    """Create an ML/MM System from an MM System.
+
+    Parameters
+    ----------
+    topology : openmm.app.Topology
+    system : openmm.System
+        The all-MM System (it is not modified).
+    region : str or sequence of int
+        MDTraj selection (``"resname LIG"``) or atom indices of the ML region.
+    model : str, path or MLModel
+        ``"ani2x"``, a TorchScript file, or a loaded model.
+    embedding : str
+        ``"mechanical"`` (others are registered in :mod:`openmm_hybrid.embeddings`).
+    precision : {"single", "double"}
+        Precision of the ML model (ignored if ``model`` is already loaded).
+    ml_force_group : int
+        Force group of the ML force (0-31); MM forces must not use it.
+    interpolate : bool
+        Add ``lambda_interpolate`` (openmm-ml semantics: 0 = MM, 1 = ML/MM).
+    positions : Quantity, optional
+        Positions (nm); if given, periodic systems are checked for a region wider than half the box.
+    model_options : dict, optional
+        Model options such as ``{"model_index": 0}`` for ANI-2x.
+    """
+    if not 0 <= int(ml_force_group) <= 31:
+        raise HybridError(f"ml_force_group must be between 0 and 31, not {ml_force_group}")
+    mm_groups = sorted({f.getForceGroup() for f in system.getForces()})
+    if ml_force_group in mm_groups:
+        raise HybridError(f"force group {ml_force_group} is already used by MM forces of the System "
+                          f"(groups {mm_groups}); choose another ml_force_group")
+    create = get_embedding(embedding)
+    atoms = select_region(topology, region)
+    ml_model = load_model(model, precision=precision, **(model_options or {}))
+    info = check_region(topology, system, atoms, ml_model, positions)
+    hybrid = create(topology, system, atoms, ml_model, int(ml_force_group), bool(interpolate),
+                    total_charge=float(info["net_charge"]), **embedding_options)
+    ml_groups = sorted({f.getForceGroup() for f in hybrid.getForces() if is_ml_force(f)})
+    groups = {"ml": ml_groups[0] if len(ml_groups) == 1 else ml_groups,
+              "mm": sorted({f.getForceGroup() for f in hybrid.getForces() if not is_ml_force(f)})}
+    return HybridSystem(system=hybrid, topology=topology, ml_atoms=atoms, model=ml_model,
+                        embedding=embedding, interpolate=bool(interpolate), force_groups=groups,
+                        region_info=info, region_spec=region if isinstance(region, str) else None)

@@ -1,0 +1,91 @@
+"""The input/output contract every ML model in openmm-hybrid follows.
+
+An ML model is a TorchScript-compatible ``torch.nn.Module`` whose ``forward`` is::
+
+    forward(atomic_numbers: Tensor, positions: Tensor, total_charge: Tensor) -> Tensor
+
+``atomic_numbers``
+    int64 tensor of shape ``(n,)``: the elements of the ML region, in region order.
+``positions``
+    float tensor of shape ``(n, 3)``, **in nanometres**, already made whole (no
+    periodic images are applied inside the model: the region is treated in vacuo).
+    Its dtype is the model's precision (float32 or float64).
+``total_charge``
+    0-d float tensor, the net charge of the region in elementary charges.
+return
+    0-d tensor: the potential energy **in kJ/mol**.
+
+Forces are obtained by autograd, so ``forward`` must be differentiable with respect
+to ``positions``.  A model may declare two optional attributes, which openmm-hybrid
+uses to refuse unusable regions before any simulation starts:
+
+``supported_elements: List[int]``
+    atomic numbers the model was trained on (absent: any element is accepted).
+``supports_charge: bool``
+    whether a non-zero ``total_charge`` is meaningful (absent: ``False``).
+"""
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+import torch
+
+from ..errors import ModelError
+
+ELEMENT_SYMBOLS = {
+    1: "H", 3: "Li", 5: "B", 6: "C", 7: "N", 8: "O", 9: "F", 11: "Na", 12: "Mg", 14: "Si", 15: "P",
+    16: "S", 17: "Cl", 19: "K", 20: "Ca", 35: "Br", 53: "I",
+}
+
+
+@dataclass
+class MLModel:
+    """A loaded ML model ready to be attached to a System.
+
+    Attributes
+    ----------
+    name : str
+        Registry name (``"ani2x"``) or file path of the model.
+    module : torch.nn.Module
+        Module following the contract above (eager or TorchScript).
+    precision : str
+        ``"single"`` (float32) or ``"double"`` (float64).
+    supported_elements : list of int or None
+        Atomic numbers the model supports; ``None`` means unrestricted.
+    supports_charge : bool
+        Whether the model can represent a region with a non-zero net charge.
+    description : str
+        Human-readable description recorded in ``embed.json``.
+    """
+
+    name: str
+    module: torch.nn.Module
+    precision: str = "single"
+    supported_elements: Optional[List[int]] = None
+    supports_charge: bool = False
+    description: str = ""
+    options: dict = field(default_factory=dict)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float64 if self.precision == "double" else torch.float32
+
+    def check_region(self, atomic_numbers, net_charge: float) -> None:
+        """Refuse a region this model cannot represent (elements, net charge)."""
+        if self.supported_elements is not None:
+            bad = sorted({int(z) for z in atomic_numbers} - set(self.supported_elements))
+            if bad:
+                names = ", ".join(ELEMENT_SYMBOLS.get(z, f"Z={z}") for z in bad)
+                ok = " ".join(ELEMENT_SYMBOLS.get(z, str(z)) for z in self.supported_elements)
+                raise ModelError(
+                    f"the ML region contains element(s) {names} that model '{self.name}' does not support "
+                    f"(supported: {ok})")
+        if abs(net_charge) > 1e-3 and not self.supports_charge:
+            raise ModelError(
+                f"the ML region has net charge {net_charge:+.3g} e, but model '{self.name}' is for neutral "
+                f"molecules only; choose a neutral region or a model that supports charge")
+
+
+def check_precision(precision: str) -> str:
+    if precision not in ("single", "double"):
+        raise ModelError(f"precision must be 'single' or 'double', not {precision!r}")
+    return precision

@@ -1,0 +1,194 @@
+"""Minimise and run Langevin MD on a (hybrid) System, with a CSV log and NaN checks."""
+import json
+import math
+import time
+from pathlib import Path
+from typing import Optional
+
+import openmm
+import openmm.app as app
+from openmm import unit
+
+from ._util import progress
+from .errors import SimulationError
+from .ml_force import is_ml_force
+
+CSV_COLUMNS = ["step", "time_ps", "potential_kjmol", "kinetic_kjmol", "total_kjmol", "ml_kjmol",
+               "temperature_k", "speed_ns_per_day"]
+
+
+class HybridLogReporter:
+    """Writes the CSV log, shows progress and stops on a NaN or infinite energy.
+
+    Columns: step, time (ps), potential, kinetic and total energy and the ML force group's
+    energy (kJ/mol), instantaneous temperature (K), speed (ns/day since the start).
+    """
+
+    def __init__(self, path, interval: int, total_steps: int, ml_group: Optional[int], n_dof: int,
+                 first_step: int = 0):
+        self._file = open(path, "w")
+        self._file.write(",".join(CSV_COLUMNS) + "\n")
+        self._interval = int(interval)
+        self._total = int(total_steps)
+        self._first = int(first_step)
+        self._ml_group = ml_group
+        self._n_dof = n_dof
+        self._start = None
+        self._start_time_ps = None
+
+    def describeNextReport(self, simulation):
+        steps = self._interval - simulation.currentStep % self._interval
+        return {"steps": steps, "periodic": None, "include": ["energy"]}
+
+    def report(self, simulation, state):
+        step = simulation.currentStep
+        now = time.perf_counter()
+        time_ps = state.getTime().value_in_unit(unit.picosecond)
+        if self._start is None:
+            self._start, self._start_time_ps = now, time_ps
+        potential = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+        kinetic = state.getKineticEnergy().value_in_unit(unit.kilojoule_per_mole)
+        ml = float("nan")
+        if self._ml_group is not None:
+            ml = simulation.context.getState(getEnergy=True, groups={self._ml_group}).getPotentialEnergy() \
+                .value_in_unit(unit.kilojoule_per_mole)
+        if not all(math.isfinite(x) for x in (potential, kinetic) + ((ml,) if self._ml_group is not None else ())):
+            self.close()
+            raise SimulationError(f"energy is not finite at step {step} (potential {potential}, kinetic "
+                                  f"{kinetic}, ML {ml} kJ/mol): the simulation blew up; try a smaller "
+                                  f"time step or check the starting structure")
+        temperature = 2 * kinetic / (self._n_dof * unit.MOLAR_GAS_CONSTANT_R.value_in_unit(
+            unit.kilojoule_per_mole / unit.kelvin)) if self._n_dof > 0 else 0.0
+        elapsed = now - self._start
+        speed = (time_ps - self._start_time_ps) / 1000 / (elapsed / 86400) if elapsed > 0 else 0.0
+        row = [step, time_ps, potential, kinetic, potential + kinetic, ml, temperature, speed]
+        self._file.write(",".join(f"{v:.6f}" if isinstance(v, float) else str(v) for v in row) + "\n")
+        self._file.flush()
+        done = step - self._first
+        progress(f"MD step {done}/{self._total} ({100 * done / max(self._total, 1):.0f}%): "
+                 f"E_pot {potential:.1f} kJ/mol, T {temperature:.1f} K, {speed:.3f} ns/day")
+
+    def close(self):
+        if not self._file.closed:
+            self._file.close()
+
+
+def degrees_of_freedom(system: openmm.System) -> int:
+    n = sum(3 for i in range(system.getNumParticles()) if system.getParticleMass(i) > 0 * unit.amu)
+    n -= system.getNumConstraints()
+    if any(isinstance(f, openmm.CMMotionRemover) for f in system.getForces()):
+        n -= 3
+    return n
+
+
+def ml_force_group(system: openmm.System) -> Optional[int]:
+    groups = {f.getForceGroup() for f in system.getForces() if is_ml_force(f)}
+    return groups.pop() if len(groups) == 1 else None
+
+
+def run_simulation(system: openmm.System, topology, positions, out_dir, steps: int = 1000,
+                   timestep=1.0 * unit.femtosecond, temperature=300 * unit.kelvin,
+                   friction=1.0 / unit.picosecond, platform: Optional[str] = None,
+                   minimize: bool = True, report_interval: Optional[int] = None,
+                   box_vectors=None, seed: int = 0, parameters: Optional[dict] = None) -> dict:
+    """Minimise, then run Langevin dynamics (``LangevinMiddleIntegrator``).
+
+    Writes into ``out_dir``: ``trajectory.dcd``, ``log.csv`` (see :class:`HybridLogReporter`),
+    ``final_state.xml``, ``final.pdb`` and ``run.json`` (settings and speed).
+
+    Parameters
+    ----------
+    system : openmm.System
+    topology : openmm.app.Topology
+    positions : Quantity
+        Starting positions (nm).
+    out_dir : str or Path
+    steps : int
+        Number of MD steps.
+    timestep : Quantity
+        Integration time step (default 1 fs).
+    temperature : Quantity
+        Bath temperature (K).
+    friction : Quantity
+        Langevin friction (1/ps).
+    platform : str, optional
+        OpenMM platform name (default: fastest available).
+    minimize : bool
+        Energy-minimise first.
+    report_interval : int, optional
+        Steps between log rows and trajectory frames (default: steps/20, at least 1).
+    seed : int
+        Random seed of the integrator and initial velocities.
+
+    Returns
+    -------
+    dict
+        The contents of ``run.json``, including ``ns_per_day``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    steps = int(steps)
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, not {steps}")
+    report_interval = int(report_interval or max(1, steps // 20))
+    integrator = openmm.LangevinMiddleIntegrator(temperature, friction, timestep)
+    integrator.setRandomNumberSeed(seed)
+    if platform:
+        simulation = app.Simulation(topology, system, integrator, openmm.Platform.getPlatformByName(platform))
+    else:
+        simulation = app.Simulation(topology, system, integrator)
+    platform_name = simulation.context.getPlatform().getName()
+    if box_vectors is not None:
+        simulation.context.setPeriodicBoxVectors(*box_vectors)
+    simulation.context.setPositions(positions)
+    for name, value in (parameters or {}).items():
+        simulation.context.setParameter(name, value)
+
+    def potential():
+        return simulation.context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+
+    e_start = potential()
+    if not math.isfinite(e_start):
+        raise SimulationError(f"the starting potential energy is {e_start} (step 0): check the input structure")
+    result = {"platform": platform_name, "steps": steps, "timestep_fs": timestep.value_in_unit(unit.femtosecond),
+              "temperature_k": temperature.value_in_unit(unit.kelvin),
+              "friction_per_ps": friction.value_in_unit(unit.picosecond ** -1),
+              "integrator": "LangevinMiddleIntegrator", "scheme": "single time step", "seed": seed,
+              "initial_energy_kjmol": e_start}
+    if minimize:
+        progress(f"minimising (starting energy {e_start:.1f} kJ/mol) on {platform_name}")
+        t0 = time.perf_counter()
+        simulation.minimizeEnergy()
+        e_min = potential()
+        if not math.isfinite(e_min):
+            raise SimulationError(f"energy minimisation produced a non-finite energy ({e_min}) (step 0)")
+        progress(f"minimised to {e_min:.1f} kJ/mol in {time.perf_counter() - t0:.1f} s")
+        result["minimized_energy_kjmol"] = e_min
+    simulation.context.setVelocitiesToTemperature(temperature, seed)
+
+    log = HybridLogReporter(out / "log.csv", report_interval, steps, ml_force_group(system),
+                            degrees_of_freedom(system))
+    simulation.reporters.append(log)
+    simulation.reporters.append(app.DCDReporter(str(out / "trajectory.dcd"), report_interval))
+    log.report(simulation, simulation.context.getState(getEnergy=True))
+    progress(f"running {steps} steps of {result['timestep_fs']} fs Langevin MD at {result['temperature_k']} K")
+    t0 = time.perf_counter()
+    try:
+        simulation.step(steps)
+    finally:
+        log.close()
+    wall = time.perf_counter() - t0
+    state = simulation.context.getState(getPositions=True, getVelocities=True, getEnergy=True,
+                                        getParameters=True, enforcePeriodicBox=False)
+    e_final = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+    if not math.isfinite(e_final):
+        raise SimulationError(f"energy is not finite at step {steps} (final state)")
+    (out / "final_state.xml").write_text(openmm.XmlSerializer.serialize(state))
+    with open(out / "final.pdb", "w") as handle:
+        app.PDBFile.writeFile(simulation.topology, state.getPositions(), handle, keepIds=True)
+    simulated_ns = steps * timestep.value_in_unit(unit.nanosecond)
+    result.update({"final_energy_kjmol": e_final, "wall_seconds": wall,
+                   "ns_per_day": simulated_ns / (wall / 86400) if wall > 0 else None,
+                   "ms_per_step": 1000 * wall / steps if steps else None})
+    (out / "run.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result

@@ -1,0 +1,59 @@
+"""Shared test fixtures.
+
+ANI-2x weights: tests that need them find them through ``TORCHANI_DATA_DIR`` (``.ci/run``
+points it at ``../shared/models/torchani``); when it is unset and a ``shared`` checkout sits
+beside the repository, that is used.  Without weights those tests are skipped with a reason.
+
+Ligand parameters are cached in one temporary directory per test session, so AM1-BCC runs
+once per molecule and never touches the user's cache.
+"""
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+
+_shared = REPO.parent / "shared" / "models" / "torchani"
+if not os.environ.get("TORCHANI_DATA_DIR") and _shared.is_dir():
+    os.environ["TORCHANI_DATA_DIR"] = str(_shared)
+os.environ.setdefault("TORCHANI_NO_WARN_EXTENSIONS", "1")
+if "OPENMM_HYBRID_CACHE" not in os.environ:
+    os.environ["OPENMM_HYBRID_CACHE"] = tempfile.mkdtemp(prefix="openmm-hybrid-test-cache-")
+
+import torch  # noqa: E402  (before openmmtorch)
+
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+def ani_weights_available() -> bool:
+    from openmm_hybrid.models.ani import neurochem_info_file, torchani_data_dir
+    return neurochem_info_file() is not None or (torchani_data_dir() / "StateDicts" / "ani2x_state_dict.pt").is_file()
+
+
+requires_ani = pytest.mark.skipif(not ani_weights_available(),
+                                  reason="ANI-2x weights not found: set TORCHANI_DATA_DIR to a directory "
+                                         "with Neurochem/ani-2x_8x.info (e.g. ../shared/models/torchani)")
+
+
+@pytest.fixture(scope="session")
+def ani_double():
+    if not ani_weights_available():
+        pytest.skip("ANI-2x weights not found (TORCHANI_DATA_DIR)")
+    from openmm_hybrid.models import load_model
+    return load_model("ani2x", precision="double")
+
+
+@pytest.fixture(scope="session")
+def ani_single():
+    if not ani_weights_available():
+        pytest.skip("ANI-2x weights not found (TORCHANI_DATA_DIR)")
+    from openmm_hybrid.models import load_model
+    return load_model("ani2x", precision="single")
+
+
+@pytest.fixture(scope="session")
+def example_dir():
+    return EXAMPLES / "t4-lysozyme"

@@ -1,0 +1,208 @@
+"""The TorchScript ML model wrapper: reference values, invariances, contract, refusals."""
+from typing import List
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import requires_ani
+from openmm_hybrid.errors import InputFileError, ModelError
+from openmm_hybrid.ml_force import create_region_module
+from openmm_hybrid.models import load_model
+
+HARTREE = 2625.4996387552483  # kJ/mol per hartree: torchani.units.hartree2kjoulemol (checked below)
+
+# torchani's README methane (angstrom) and the shared/README.md check value (hartree)
+METHANE_Z = [6, 1, 1, 1, 1]
+METHANE_XYZ = np.array([[0.03192167, 0.00638559, 0.01301679], [-0.83140486, 0.39370209, -0.26395324],
+                        [-0.66518241, -0.84461308, 0.20759389], [0.45554739, 0.54289633, 0.81170881],
+                        [0.66091919, -0.16799635, -0.91037834]]) / 10.0
+METHANE_HARTREE = -40.45979309
+
+
+def pxylene():
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+    mol = Chem.AddHs(Chem.MolFromSmiles("Cc1ccc(C)cc1"))
+    AllChem.EmbedMolecule(mol, randomSeed=7)
+    AllChem.MMFFOptimizeMolecule(mol)
+    z = [a.GetAtomicNum() for a in mol.GetAtoms()]
+    return z, mol.GetConformer().GetPositions() / 10.0  # nm
+
+
+def energy_forces(module, positions, box=None, dtype=torch.float64):
+    x = torch.tensor(positions, dtype=dtype, requires_grad=True)
+    b = None if box is None else torch.tensor(box, dtype=dtype)
+    e = module(x, b) if b is not None else module(x)
+    (g,) = torch.autograd.grad(e, x)
+    return float(e.detach()), -g.numpy()
+
+
+def random_rotation(seed):
+    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
+    q = q * np.sign(np.diag(r))
+    return q if np.linalg.det(q) > 0 else -q
+
+
+@requires_ani
+@pytest.mark.parametrize("precision", ["single", "double"])
+def test_methane_check_value(precision, ani_single, ani_double):
+    model = ani_single if precision == "single" else ani_double
+    module = create_region_module(model, range(5), METHANE_Z)
+    e, _ = energy_forces(module, METHANE_XYZ, dtype=torch.float64)
+    assert e / HARTREE == pytest.approx(METHANE_HARTREE, abs=3e-6)
+
+
+@requires_ani
+def test_matches_torchani_energy_and_forces(ani_double):
+    """Independent reference: torchani's own eager ensemble (not the batched form we compile)."""
+    import torchani
+    from openmm_hybrid.models.ani import load_torchani_ani2x
+    assert torchani.units.hartree2kjoulemol(1.0) == pytest.approx(HARTREE, rel=1e-12)
+    z, xyz = pxylene()
+    reference = load_torchani_ani2x().double()
+    coords = torch.tensor(xyz * 10.0, requires_grad=True)
+    e_ref = reference((torch.tensor([z]), coords.unsqueeze(0))).energies[0]
+    (g_ref,) = torch.autograd.grad(e_ref, coords)
+    e_ref = float(e_ref.detach()) * HARTREE
+    f_ref = -g_ref.numpy() * HARTREE * 10.0  # kJ/mol/angstrom -> kJ/mol/nm
+    module = create_region_module(ani_double, range(len(z)), z)
+    e, f = energy_forces(module, xyz)
+    assert e == pytest.approx(e_ref, abs=1e-6)
+    assert np.abs(f - f_ref).max() < 1e-6
+    assert np.abs(f).max() > 10.0  # a meaningful comparison: not a minimum with vanishing forces
+
+
+@requires_ani
+def test_finite_difference_forces(ani_double):
+    z, xyz = pxylene()
+    xyz = xyz + np.random.default_rng(3).normal(scale=0.005, size=xyz.shape)
+    module = create_region_module(ani_double, range(len(z)), z)
+    _, f = energy_forces(module, xyz)
+    h = 1e-5
+    for atom, k in [(0, 0), (3, 1), (9, 2), (17, 0)]:
+        plus, minus = xyz.copy(), xyz.copy()
+        plus[atom, k] += h
+        minus[atom, k] -= h
+        fd = -(energy_forces(module, plus)[0] - energy_forces(module, minus)[0]) / (2 * h)
+        assert f[atom, k] == pytest.approx(fd, abs=1e-3 + 1e-5 * abs(fd))
+
+
+@requires_ani
+@pytest.mark.parametrize("precision", ["single", "double"])
+def test_rotation_translation_invariance(precision, ani_single, ani_double):
+    model = ani_single if precision == "single" else ani_double
+    tol_e, tol_f = (0.05, 0.5) if precision == "single" else (1e-6, 1e-5)
+    z, xyz = pxylene()
+    module = create_region_module(model, range(len(z)), z)
+    e0, f0 = energy_forces(module, xyz)
+    for seed in range(3):
+        rot = random_rotation(seed)
+        shift = np.random.default_rng(seed + 10).uniform(-5, 5, size=3)
+        e1, f1 = energy_forces(module, xyz @ rot.T + shift)
+        assert e1 == pytest.approx(e0, abs=tol_e)
+        assert np.abs(f1 - f0 @ rot.T).max() < tol_f
+
+
+@requires_ani
+def test_ml_atom_order_invariance(ani_double):
+    """Reordering the region (and the model's input) leaves energy and per-atom forces unchanged."""
+    z, xyz = pxylene()
+    n = len(z)
+    # the region sits inside a larger "system": 5 dummy atoms first
+    system_xyz = np.vstack([np.random.default_rng(0).uniform(2, 3, size=(5, 3)), xyz])
+    atoms = list(range(5, 5 + n))
+    e0, f0 = energy_forces(create_region_module(ani_double, atoms, z), system_xyz)
+    perm = np.random.default_rng(1).permutation(n)
+    e1, f1 = energy_forces(create_region_module(ani_double, [atoms[i] for i in perm], [z[i] for i in perm]),
+                           system_xyz)
+    assert e1 == pytest.approx(e0, abs=1e-6)
+    assert np.abs(f1 - f0).max() < 1e-6
+    assert np.abs(f0[:5]).max() == 0.0  # atoms outside the region feel nothing
+
+
+@requires_ani
+def test_periodic_region_made_whole(ani_double):
+    """A region split across the periodic boundary gives the same energy as a whole one."""
+    z, xyz = pxylene()
+    box = np.diag([2.5, 2.7, 2.9])
+    xyz = xyz - xyz.mean(axis=0) + np.array([0.05, 1.3, 1.4])  # straddles the x = 0 face
+    wrapped = xyz - np.floor(xyz / np.diag(box)) * np.diag(box)
+    assert not np.allclose(wrapped, xyz)
+    module = create_region_module(ani_double, range(len(z)), z, periodic=True)
+    e0, f0 = energy_forces(module, xyz, box)
+    e1, f1 = energy_forces(module, wrapped, box)
+    assert e1 == pytest.approx(e0, abs=1e-6)
+    assert np.abs(f1 - f0).max() < 1e-6
+
+
+@requires_ani
+def test_model_refuses_unsupported_elements_and_charge(ani_single):
+    with pytest.raises(ModelError, match=r"element\(s\) Na.*does not support"):
+        ani_single.check_region([6, 1, 11], 0)
+    with pytest.raises(ModelError, match=r"net charge -1.*neutral"):
+        ani_single.check_region([6, 1, 8], -1)
+    ani_single.check_region([6, 1, 7, 8, 9, 16, 17], 0)
+
+
+class HarmonicChain(torch.nn.Module):
+    """A tiny 'ML model' with a known formula: harmonic springs along the atom chain."""
+
+    supported_elements: List[int]
+
+    def __init__(self):
+        super().__init__()
+        self.k = 1000.0  # kJ/mol/nm^2
+        self.r0 = 0.15  # nm
+        self.supported_elements = [1, 6, 8]
+
+    def forward(self, atomic_numbers: torch.Tensor, positions: torch.Tensor,
+                total_charge: torch.Tensor) -> torch.Tensor:
+        d = positions[1:] - positions[:-1]
+        r = torch.sqrt((d * d).sum(-1))
+        return 0.5 * self.k * ((r - self.r0) ** 2).sum()
+
+
+def _write_harmonic(tmp_path):
+    path = tmp_path / "harmonic.pt"
+    torch.jit.save(torch.jit.script(HarmonicChain()), str(path))
+    return path
+
+
+def test_user_torchscript_model_matches_numpy(tmp_path):
+    model = load_model(str(_write_harmonic(tmp_path)), precision="double")
+    assert model.supported_elements == [1, 6, 8] and not model.supports_charge
+    xyz = np.array([[0.0, 0.0, 0.0], [0.17, 0.0, 0.0], [0.17, 0.12, 0.05]])
+    e, f = energy_forces(create_region_module(model, range(3), [6, 6, 8]), xyz)
+    r = np.linalg.norm(np.diff(xyz, axis=0), axis=1)
+    assert e == pytest.approx(0.5 * 1000.0 * ((r - 0.15) ** 2).sum(), rel=1e-12)
+    # analytic forces of the harmonic chain
+    expected = np.zeros_like(xyz)
+    for i in range(2):
+        d = xyz[i + 1] - xyz[i]
+        g = 1000.0 * (r[i] - 0.15) * d / r[i]
+        expected[i] += g
+        expected[i + 1] -= g
+    assert np.abs(f - expected).max() < 1e-9
+    with pytest.raises(ModelError, match="element"):
+        model.check_region([6, 17], 0)
+
+
+def test_user_model_contract_errors(tmp_path):
+    with pytest.raises(InputFileError, match="does not exist"):
+        load_model(str(tmp_path / "missing.pt"))
+    bad = tmp_path / "bad.pt"
+    bad.write_text("not a model")
+    with pytest.raises(ModelError, match="not a TorchScript model"):
+        load_model(str(bad))
+
+    class WrongSignature(torch.nn.Module):
+        def forward(self, positions: torch.Tensor) -> torch.Tensor:
+            return positions.sum()
+
+    wrong = tmp_path / "wrong.pt"
+    torch.jit.save(torch.jit.script(WrongSignature()), str(wrong))
+    with pytest.raises(ModelError, match="does not follow the contract"):
+        load_model(str(wrong))
+    with pytest.raises(ModelError, match="unknown model 'ani3x'"):
+        load_model("ani3x")
