@@ -117,7 +117,7 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
                  padding=1.0 * unit.nanometer, ionic_strength=0.15 * unit.molar, ph: float = 7.0,
                  protein_ff: str = "amber14-all.xml", water_model: str = "tip3p", ligand_ff: str = "gaff2",
                  nonbonded_cutoff=1.0 * unit.nanometer, constraints=app.HBonds, hydrogen_mass=None,
-                 ligand_cache: bool = True) -> BuiltSystem:
+                 ligand_cache: bool = True, constrain_ligand: bool = False) -> BuiltSystem:
     """Build a parametrised (and optionally solvated) protein-ligand MM System.
 
     Parameters
@@ -145,7 +145,12 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
     nonbonded_cutoff : Quantity or float
         Direct-space cutoff for PME (nm).
     constraints : openmm.app constraint type
-        Default ``HBonds``.
+        Default ``HBonds``: bonds to hydrogen are constrained in the protein, and water is rigid.
+    constrain_ligand : bool
+        Also constrain the ligand's bonds to hydrogen.  Off by default because the ligand is
+        the ML region: the ML model describes those bonds, and OpenMM drops the MM bond term
+        of a constrained bond, which would leave the MM end state of ``lambda_interpolate``
+        without one.
     hydrogen_mass : Quantity or float, optional
         Hydrogen mass repartitioning target mass (amu).
 
@@ -216,10 +221,15 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
         kwargs["ewaldErrorTolerance"] = 5e-4
     if hydrogen_mass is not None:
         kwargs["hydrogenMass"] = _quantity(hydrogen_mass, unit.amu)
+    flexible_ligand = constraints is app.HBonds and lig is not None and not constrain_ligand
+    if flexible_ligand:
+        kwargs["constraints"] = None
     try:
         system = forcefield.createSystem(modeller.topology, **kwargs)
     except ValueError as exc:
         raise HybridError(f"cannot parametrise the system: {exc}") from exc
+    if flexible_ligand:
+        constrain_hydrogen_bonds(system, modeller.topology, skip_residues={ligand_resname})
 
     topology = modeller.topology
     box = topology.getPeriodicBoxVectors()
@@ -251,7 +261,8 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
         "ionic_strength_molar": ionic_strength.value_in_unit(unit.molar) if solvent == "explicit" else None,
         "ph": ph if protein is not None else None,
         "nonbonded_method": "PME" if method == app.PME else "NoCutoff",
-        "constraints": str(constraints) if constraints is not None else None,
+        "constraints": (str(constraints) + (" (ligand X-H bonds flexible)" if flexible_ligand else ""))
+        if constraints is not None else None,
         "hydrogen_mass_amu": None if hydrogen_mass is None else _quantity(hydrogen_mass, unit.amu).value_in_unit(unit.amu),
         "box_nm": None if box is None else [[round(x, 6) for x in v.value_in_unit(unit.nanometer)] for v in box],
         "system_charge": round(_total_charge(system), 6),
@@ -260,6 +271,31 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
     progress(f"built: {counts['total']} atoms ({counts['protein']} protein, {counts['ligand']} ligand, "
              f"{info['n_waters']} waters, {counts['ions']} ions)")
     return BuiltSystem(topology, system, modeller.positions, info)
+
+
+def constrain_hydrogen_bonds(system: openmm.System, topology, skip_residues=()) -> int:
+    """Constrain bonds to hydrogen like ``constraints=HBonds``, except in ``skip_residues``.
+
+    The harmonic terms of the newly constrained bonds get a zero force constant, which is
+    what OpenMM's ``HBonds`` leaves for them (no term at all); returns the number added.
+    """
+    atoms = list(topology.atoms())
+    hydrogen = app.element.hydrogen
+    existing = {frozenset(system.getConstraintParameters(i)[:2]) for i in range(system.getNumConstraints())}
+    added = 0
+    for force in system.getForces():
+        if not isinstance(force, openmm.HarmonicBondForce):
+            continue
+        for i in range(force.getNumBonds()):
+            a, b, length, k = force.getBondParameters(i)
+            if atoms[a].residue.name in skip_residues or atoms[b].residue.name in skip_residues:
+                continue
+            if hydrogen not in (atoms[a].element, atoms[b].element) or frozenset((a, b)) in existing:
+                continue
+            system.addConstraint(a, b, length)
+            force.setBondParameters(i, a, b, length, 0.0)
+            added += 1
+    return added
 
 
 def _total_charge(system) -> float:

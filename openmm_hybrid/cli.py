@@ -102,6 +102,7 @@ def cmd_run(args):
     result = run_simulation(built.system, built.topology, built.positions, out, steps=args.steps,
                             timestep=args.timestep * unit.femtosecond, temperature=args.temperature * unit.kelvin,
                             platform=args.platform, minimize=not args.no_minimize,
+                            minimize_iterations=args.minimize_iterations,
                             report_interval=args.report_interval, box_vectors=box, seed=args.seed)
     print(f"{result['ns_per_day']:.4f} ns/day ({result['ms_per_step']:.2f} ms/step on {result['platform']}); "
           f"output in {out}")
@@ -151,6 +152,7 @@ def make_parser():
     p.add_argument("--temperature", type=float, default=300.0, help="K")
     p.add_argument("--report-interval", type=int, default=None)
     p.add_argument("--no-minimize", action="store_true")
+    p.add_argument("--minimize-iterations", type=int, default=1000, help="L-BFGS iterations at most (0: to convergence)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--example-padding", type=float, default=1.0, help=argparse.SUPPRESS)
     _platform_arg(p)

@@ -22,21 +22,30 @@ class MLRegionEnergy(torch.nn.Module):
     region is made whole by minimum-image displacements from its first atom (the
     region must be smaller than half the box, which the embedding checks), so the
     energy does not depend on where the region sits relative to the box edges.
-    Energy is returned in kJ/mol.
+    Energy is returned in kJ/mol.  With a scaling global parameter (``lambda_interpolate``)
+    OpenMM passes its value as the last argument and the energy is multiplied by it; for a
+    non-periodic System it then arrives in the ``boxvectors`` slot, which is why both are
+    handled by position.
     """
 
     periodic: bool
+    scaled: bool
 
     def __init__(self, model: torch.nn.Module, atoms: Sequence[int], atomic_numbers: Sequence[int],
-                 total_charge: float, dtype: torch.dtype, periodic: bool):
+                 total_charge: float, dtype: torch.dtype, periodic: bool, scaled: bool = False):
         super().__init__()
         self.model = model
         self.register_buffer("atoms", torch.tensor(list(atoms), dtype=torch.int64))
         self.register_buffer("atomic_numbers", torch.tensor(list(atomic_numbers), dtype=torch.int64))
         self.register_buffer("total_charge", torch.tensor(float(total_charge), dtype=dtype))
         self.periodic = periodic
+        self.scaled = scaled
 
-    def forward(self, positions: torch.Tensor, boxvectors: Optional[torch.Tensor] = None) -> torch.Tensor:
+    def forward(self, positions: torch.Tensor, boxvectors: Optional[torch.Tensor] = None,
+                scale: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if self.scaled and not self.periodic and scale is None:
+            scale = boxvectors  # non-periodic: the parameter is the second argument
+            boxvectors = None
         dtype = self.total_charge.dtype
         pos = positions.index_select(0, self.atoms).to(dtype)
         if boxvectors is not None and self.periodic:
@@ -46,8 +55,10 @@ class MLRegionEnergy(torch.nn.Module):
             d = d - torch.outer(torch.round(d[:, 1] / box[1, 1]), box[1])
             d = d - torch.outer(torch.round(d[:, 0] / box[0, 0]), box[0])
             pos = pos[0] + d
-        energy = self.model(self.atomic_numbers, pos, self.total_charge)
-        return energy.to(torch.float64).reshape(())
+        energy = self.model(self.atomic_numbers, pos, self.total_charge).to(torch.float64).reshape(())
+        if scale is not None:
+            energy = energy * scale.to(torch.float64).reshape(())
+        return energy
 
 
 def _copy_torch_force(force, memo=None):
@@ -91,7 +102,8 @@ def install_torch_force_copy() -> None:
 
 
 def create_region_module(model: MLModel, atoms: Sequence[int], atomic_numbers: Sequence[int],
-                         total_charge: float = 0.0, periodic: bool = False) -> torch.jit.ScriptModule:
+                         total_charge: float = 0.0, periodic: bool = False,
+                         scaled: bool = False) -> torch.jit.ScriptModule:
     """TorchScript module computing the region's ML energy from all System positions.
 
     A model exposing ``specialize(atomic_numbers)`` (ANI-2x) is first reduced to what the
@@ -100,11 +112,13 @@ def create_region_module(model: MLModel, atoms: Sequence[int], atomic_numbers: S
     module = model.module
     if hasattr(module, "specialize") and not isinstance(module, torch.jit.ScriptModule):
         module = module.specialize(atomic_numbers)
-    return torch.jit.script(MLRegionEnergy(module, atoms, atomic_numbers, total_charge, model.dtype, periodic))
+    return torch.jit.script(MLRegionEnergy(module, atoms, atomic_numbers, total_charge, model.dtype, periodic,
+                                           scaled))
 
 
 def create_ml_force(model: MLModel, atoms: Sequence[int], atomic_numbers: Sequence[int],
-                    total_charge: float = 0.0, periodic: bool = False, force_group: int = 0):
+                    total_charge: float = 0.0, periodic: bool = False, force_group: int = 0,
+                    scale_parameter: Optional[str] = None):
     """Create the OpenMM Force for the ML energy of ``atoms``.
 
     Parameters
@@ -121,6 +135,10 @@ def create_ml_force(model: MLModel, atoms: Sequence[int], atomic_numbers: Sequen
         Whether the System is periodic (the force then receives box vectors).
     force_group : int
         Force group of the new force.
+    scale_parameter : str, optional
+        Name of a global parameter (default value 1) that multiplies the ML energy, e.g.
+        ``"lambda_interpolate"``; its energy derivative is also requested, so
+        ``dE/dlambda`` is available from the State.
 
     Returns
     -------
@@ -130,8 +148,12 @@ def create_ml_force(model: MLModel, atoms: Sequence[int], atomic_numbers: Sequen
     import openmmtorch  # torch must be imported first: it loads the CUDA libraries TorchForce links to
 
     install_torch_force_copy()
-    module = create_region_module(model, atoms, atomic_numbers, total_charge, periodic)
+    module = create_region_module(model, atoms, atomic_numbers, total_charge, periodic,
+                                  scaled=scale_parameter is not None)
     force = openmmtorch.TorchForce(module)
+    if scale_parameter is not None:
+        force.addGlobalParameter(scale_parameter, 1.0)
+        force.addEnergyParameterDerivative(scale_parameter)
     force.setUsesPeriodicBoundaryConditions(bool(periodic))
     force.setForceGroup(int(force_group))
     force.setName(ML_FORCE_NAME)

@@ -20,14 +20,15 @@ class HybridPotentialImpl(MLPotentialImpl):
         self.name = name
         self.model = load_model(model)
 
-    def addForces(self, topology, system, atoms, forceGroup, totalCharge=0.0, **args):
+    def addForces(self, topology, system, atoms, forceGroup, totalCharge=0.0, scaleParameter=None, **args):
         from .ml_force import create_ml_force
         all_atoms = list(topology.atoms())
         atoms = list(range(len(all_atoms))) if atoms is None else list(atoms)
         atomic_numbers = [all_atoms[i].element.atomic_number for i in atoms]
         self.model.check_region(atomic_numbers, totalCharge)
         periodic = topology.getPeriodicBoxVectors() is not None or system.usesPeriodicBoundaryConditions()
-        system.addForce(create_ml_force(self.model, atoms, atomic_numbers, totalCharge, periodic, forceGroup))
+        system.addForce(create_ml_force(self.model, atoms, atomic_numbers, totalCharge, periodic, forceGroup,
+                                        scale_parameter=scaleParameter))
 
     def getMLLongRange(self):
         # ANI-type models are short-ranged; a TorchScript model sees only the region in vacuo.

@@ -73,6 +73,33 @@ class HybridLogReporter:
             self._file.close()
 
 
+def minimize_with_progress(simulation, max_iterations: int = 1000, chunk: int = 100,
+                           tolerance=10 * unit.kilojoule_per_mole / unit.nanometer) -> float:
+    """L-BFGS minimisation in chunks of ``chunk`` iterations, showing progress after each.
+
+    OpenMM's ``MinimizationReporter`` would be the natural hook, but a Python reporter makes
+    the minimiser hold the GIL, and TorchForce refuses to run autograd under it.  Stops when
+    a chunk changes the energy by less than 0.01 kJ/mol or after ``max_iterations``
+    (0: until converged).  Returns the final energy in kJ/mol.
+    """
+    def energy():
+        return simulation.context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+
+    done, previous = 0, energy()
+    while True:
+        step = chunk if not max_iterations else min(chunk, max_iterations - done)
+        simulation.minimizeEnergy(tolerance=tolerance, maxIterations=step)
+        done += step
+        current = energy()
+        if not math.isfinite(current):
+            raise SimulationError(f"energy minimisation produced a non-finite energy ({current}) (step 0)")
+        limit = f"/{max_iterations}" if max_iterations else ""
+        progress(f"minimisation: {done}{limit} iterations, E {current:.1f} kJ/mol")
+        if abs(previous - current) < 0.01 or (max_iterations and done >= max_iterations):
+            return current
+        previous = current
+
+
 def degrees_of_freedom(system: openmm.System) -> int:
     n = sum(3 for i in range(system.getNumParticles()) if system.getParticleMass(i) > 0 * unit.amu)
     n -= system.getNumConstraints()
@@ -89,7 +116,7 @@ def ml_force_group(system: openmm.System) -> Optional[int]:
 def run_simulation(system: openmm.System, topology, positions, out_dir, steps: int = 1000,
                    timestep=1.0 * unit.femtosecond, temperature=300 * unit.kelvin,
                    friction=1.0 / unit.picosecond, platform: Optional[str] = None,
-                   minimize: bool = True, report_interval: Optional[int] = None,
+                   minimize: bool = True, minimize_iterations: int = 1000, report_interval: Optional[int] = None,
                    box_vectors=None, seed: int = 0, parameters: Optional[dict] = None) -> dict:
     """Minimise, then run Langevin dynamics (``LangevinMiddleIntegrator``).
 
@@ -115,6 +142,8 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
         OpenMM platform name (default: fastest available).
     minimize : bool
         Energy-minimise first.
+    minimize_iterations : int
+        Most L-BFGS iterations (0: until converged, which can take long for solvated systems).
     report_interval : int, optional
         Steps between log rows and trajectory frames (default: steps/20, at least 1).
     seed : int
@@ -158,10 +187,7 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
     if minimize:
         progress(f"minimising (starting energy {e_start:.1f} kJ/mol) on {platform_name}")
         t0 = time.perf_counter()
-        simulation.minimizeEnergy()
-        e_min = potential()
-        if not math.isfinite(e_min):
-            raise SimulationError(f"energy minimisation produced a non-finite energy ({e_min}) (step 0)")
+        e_min = minimize_with_progress(simulation, int(minimize_iterations))
         progress(f"minimised to {e_min:.1f} kJ/mol in {time.perf_counter() - t0:.1f} s")
         result["minimized_energy_kjmol"] = e_min
     simulation.context.setVelocitiesToTemperature(temperature, seed)

@@ -57,3 +57,35 @@ def ani_single():
 @pytest.fixture(scope="session")
 def example_dir():
     return EXAMPLES / "t4-lysozyme"
+
+
+@pytest.fixture(scope="session")
+def pxylene_water(example_dir):
+    """p-xylene (GAFF2/AM1-BCC) in a TIP3P box with PME: 1280 atoms."""
+    from openmm_hybrid.builder import build_system
+    return build_system(ligand=str(example_dir / "p-xylene.sdf"), solvent="explicit", padding=1.2)
+
+
+@pytest.fixture(scope="session")
+def complex_vacuum(example_dir):
+    """T4 lysozyme L99A + p-xylene, Amber ff14SB + GAFF2, no solvent (NoCutoff)."""
+    from openmm_hybrid.builder import build_system
+    return build_system(protein=str(example_dir / "receptor.pdb"), ligand=str(example_dir / "p-xylene.sdf"),
+                        solvent="vacuum")
+
+
+def compute(system, positions, platform="Reference", box=None, parameters=None, groups=-1):
+    """Energy (kJ/mol) and forces (kJ/mol/nm, numpy) of ``system``."""
+    import numpy as np
+    import openmm
+    from openmm import unit
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName(platform))
+    if box is not None:
+        context.setPeriodicBoxVectors(*box)
+    context.setPositions(positions)
+    for name, value in (parameters or {}).items():
+        context.setParameter(name, value)
+    state = context.getState(getEnergy=True, getForces=True, groups=groups)
+    energy = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+    forces = np.asarray(state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer))
+    return energy, forces

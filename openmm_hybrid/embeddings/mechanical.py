@@ -5,12 +5,16 @@ terms among region atoms, excludes region-region nonbonded pairs (so that with P
 their reciprocal-space part is subtracted too, while the interactions of the region
 with its own periodic images keep their MM charges), removes constraints inside the
 region, and keeps region-environment Coulomb and Lennard-Jones in MM with the
-ligand's force-field parameters.  With ``interpolate=True`` it adds the global
-parameter ``lambda_interpolate`` (0 = MM, 1 = ML/MM).
+ligand's force-field parameters.
+
+With ``interpolate=True`` the global parameter ``lambda_interpolate`` (0 = MM, 1 = ML/MM)
+is added by :mod:`openmm_hybrid.interpolation` rather than by openmm-ml (whose
+``CustomCVForce`` route cannot hold a TorchForce with the pinned stack).
 
 The ML energy itself comes from openmm-hybrid's TorchScript force, reached through
 the ``hybrid-ani2x`` potential registered with openmm-ml.
 """
+from ..interpolation import INTERPOLATION_PARAMETER, add_scaled_region_mm_terms, region_constraints
 from ..openmmml_plugin import ANI2X_POTENTIAL, HybridPotentialImplFactory
 
 
@@ -25,6 +29,14 @@ def hybrid_potential(model):
 def create_mechanical_system(topology, system, atoms, model, force_group, interpolate, total_charge=0.0,
                              **options):
     """Mechanically embedded ML/MM System (see module docstring)."""
-    return hybrid_potential(model).createMixedSystem(
-        topology, system, list(atoms), forceGroup=force_group, interpolate=interpolate,
-        embedding="mechanical", totalCharge=total_charge, **options)
+    if interpolate and region_constraints(system, atoms):
+        # checked before openmm-ml removes them, which would hide the problem
+        add_scaled_region_mm_terms(None, system, atoms)
+    hybrid = hybrid_potential(model).createMixedSystem(
+        topology, system, list(atoms), forceGroup=force_group, interpolate=False,
+        embedding="mechanical", totalCharge=total_charge,
+        scaleParameter=INTERPOLATION_PARAMETER if interpolate else None, **options)
+    if interpolate:
+        add_scaled_region_mm_terms(hybrid, system, atoms, INTERPOLATION_PARAMETER,
+                                   force_group=min(f.getForceGroup() for f in system.getForces()))
+    return hybrid

@@ -1,0 +1,166 @@
+"""MM <-> ML/MM interpolation with a ``lambda_interpolate`` global parameter.
+
+openmm-ml's semantics, E(lambda) = MM for lambda = 0 and ML/MM for lambda = 1, linear in
+between:
+
+    E(lambda) = E_ML/MM-without-region-internal-MM + lambda * E_ML(region)
+                + (1 - lambda) * E_MM,internal(region)
+
+openmm-ml builds this by putting the ML force and the MM terms into a ``CustomCVForce``.
+That cannot hold a ``TorchForce`` with the pinned PyPI stack: OpenMM clones the
+collective variables through XML when a Context is created, and TorchForce's XML reader
+crashes (see :mod:`openmm_hybrid.serialization`).  Instead the ML TorchForce itself takes
+``lambda_interpolate`` as a global parameter (with its energy derivative), and the MM
+region-internal terms removed by the mechanical embedding are put back here, each
+multiplied by ``(1 - lambda_interpolate)``: bonded terms whose atoms all lie in the region,
+and every region-region nonbonded pair as the MM Coulomb + Lennard-Jones energy that the
+exclusion removed.  For PME/Ewald that removed energy is exactly ``q_i q_j / r`` (the
+reciprocal-space parts cancel between the two systems), plus Lennard-Jones inside the
+cutoff (with the MM switching function, if any); exception pairs (1-4) use their
+exception parameters and no cutoff, as OpenMM does.
+"""
+import itertools
+import math
+
+import openmm
+from openmm import unit
+
+from .errors import HybridError
+
+INTERPOLATION_PARAMETER = "lambda_interpolate"
+ONE_4PI_EPS0 = 138.935456  # kJ/mol nm / e^2, OpenMM's value
+
+_SUPPORTED_METHODS = (openmm.NonbondedForce.NoCutoff, openmm.NonbondedForce.PME, openmm.NonbondedForce.Ewald)
+
+
+def region_constraints(system: openmm.System, atoms) -> list:
+    """Indices of constraints whose two atoms are both in ``atoms``."""
+    atom_set = set(atoms)
+    return [i for i in range(system.getNumConstraints())
+            if {*system.getConstraintParameters(i)[:2]} <= atom_set]
+
+
+def add_scaled_region_mm_terms(hybrid: openmm.System, mm_system: openmm.System, atoms,
+                               parameter: str = "lambda_interpolate", force_group: int = 0) -> None:
+    """Add ``(1 - parameter) * E_MM,internal(region)`` to ``hybrid``.
+
+    Parameters
+    ----------
+    hybrid : openmm.System
+        The mechanically embedded System (modified in place).
+    mm_system : openmm.System
+        The all-MM System it was made from.
+    atoms : sequence of int
+        The ML region.
+    parameter : str
+        Global parameter name; its default is 1 (ML/MM).
+    force_group : int
+        Force group of the added forces.
+    """
+    atom_set = set(atoms)
+    constrained = region_constraints(mm_system, atoms)
+    if constrained:
+        raise HybridError(
+            f"the MM system constrains {len(constrained)} bond(s) inside the ML region; OpenMM drops the MM bond "
+            f"terms of constrained bonds, so the lambda_interpolate = 0 (MM) end state would have none. Build the "
+            f"MM system without constraints inside the region (openmm-hybrid's builder does)")
+    factor = f"(1-{parameter})"
+    periodic = mm_system.usesPeriodicBoundaryConditions()
+    added = []
+    for force in mm_system.getForces():
+        if isinstance(force, openmm.HarmonicBondForce):
+            custom = openmm.CustomBondForce(f"{factor}*0.5*k*(r-r0)^2")
+            custom.addPerBondParameter("r0")
+            custom.addPerBondParameter("k")
+            for i in range(force.getNumBonds()):
+                a, b, r0, k = force.getBondParameters(i)
+                if a in atom_set and b in atom_set:
+                    custom.addBond(a, b, [r0, k])
+            added.append((custom, custom.getNumBonds()))
+        elif isinstance(force, openmm.HarmonicAngleForce):
+            custom = openmm.CustomAngleForce(f"{factor}*0.5*k*(theta-theta0)^2")
+            custom.addPerAngleParameter("theta0")
+            custom.addPerAngleParameter("k")
+            for i in range(force.getNumAngles()):
+                a, b, c, theta0, k = force.getAngleParameters(i)
+                if {a, b, c} <= atom_set:
+                    custom.addAngle(a, b, c, [theta0, k])
+            added.append((custom, custom.getNumAngles()))
+        elif isinstance(force, openmm.PeriodicTorsionForce):
+            custom = openmm.CustomTorsionForce(f"{factor}*k*(1+cos(n*theta-theta0))")
+            for name in ("n", "theta0", "k"):
+                custom.addPerTorsionParameter(name)
+            for i in range(force.getNumTorsions()):
+                a, b, c, d, n, theta0, k = force.getTorsionParameters(i)
+                if {a, b, c, d} <= atom_set:
+                    custom.addTorsion(a, b, c, d, [n, theta0, k])
+            added.append((custom, custom.getNumTorsions()))
+        elif isinstance(force, openmm.NonbondedForce):
+            custom = _region_pair_force(force, atoms, factor, periodic)
+            added.append((custom, custom.getNumBonds()))
+        elif isinstance(force, (openmm.CMMotionRemover, openmm.MonteCarloBarostat, openmm.GBSAOBCForce,
+                                openmm.CustomGBForce)):
+            # GB solvation of the region is a region-environment (solvent) term and stays in MM
+            continue
+        elif _has_region_term(force, atom_set):
+            raise HybridError(f"lambda_interpolate does not support a {type(force).__name__} acting inside "
+                              f"the ML region")
+    for custom, count in added:
+        if count:
+            custom.addGlobalParameter(parameter, 1.0)
+            custom.addEnergyParameterDerivative(parameter)
+            custom.setUsesPeriodicBoundaryConditions(periodic)
+            custom.setForceGroup(force_group)
+            custom.setName(f"MMRegionInterpolation{type(custom).__name__[6:]}")
+            hybrid.addForce(custom)
+
+
+def _has_region_term(force, atom_set) -> bool:
+    for getter, count in (("getBondParameters", "getNumBonds"), ("getAngleParameters", "getNumAngles"),
+                          ("getTorsionParameters", "getNumTorsions")):
+        if hasattr(force, count):
+            for i in range(getattr(force, count)()):
+                params = getattr(force, getter)(i)
+                indices = [p for p in params if isinstance(p, int)]
+                if indices and set(indices) <= atom_set:
+                    return True
+    return False
+
+
+def _region_pair_force(force: openmm.NonbondedForce, atoms, factor: str, periodic: bool):
+    """CustomBondForce with the MM nonbonded energy of every region-region pair."""
+    method = force.getNonbondedMethod()
+    if method not in _SUPPORTED_METHODS:
+        raise HybridError("lambda_interpolate supports NoCutoff, Ewald and PME electrostatics in the MM system")
+    cutoff = force.getCutoffDistance().value_in_unit(unit.nanometer)
+    lj = "4*eps*((sig/r)^12-(sig/r)^6)"
+    if method != openmm.NonbondedForce.NoCutoff:
+        if force.getUseSwitchingFunction():
+            rs = force.getSwitchingDistance().value_in_unit(unit.nanometer)
+            x = f"(r-{rs})/({cutoff}-{rs})"
+            lj = f"{lj}*select(step(r-{rs}), 1-10*{x}^3+15*{x}^4-6*{x}^5, 1)"
+        # ordinary pairs are cut off like MM direct space; exceptions never are
+        lj = f"({lj})*select(cut, step({cutoff}-r), 1)"
+    custom = openmm.CustomBondForce(f"{factor}*({ONE_4PI_EPS0}*qq/r + {lj})")
+    for name in ("qq", "sig", "eps", "cut"):
+        custom.addPerBondParameter(name)
+    exceptions = {}
+    for i in range(force.getNumExceptions()):
+        a, b, qq, sig, eps = force.getExceptionParameters(i)
+        exceptions[frozenset((a, b))] = (qq, sig, eps)
+    for a, b in itertools.combinations(sorted(atoms), 2):
+        if frozenset((a, b)) in exceptions:
+            qq, sig, eps = exceptions[frozenset((a, b))]
+            qq, sig, eps = (qq.value_in_unit(unit.elementary_charge ** 2), sig.value_in_unit(unit.nanometer),
+                            eps.value_in_unit(unit.kilojoule_per_mole))
+            cut = 0.0
+        else:
+            qa, sa, ea = force.getParticleParameters(a)
+            qb, sb, eb = force.getParticleParameters(b)
+            qq = (qa * qb).value_in_unit(unit.elementary_charge ** 2)
+            sig = 0.5 * (sa + sb).value_in_unit(unit.nanometer)
+            eps = math.sqrt((ea * eb).value_in_unit(unit.kilojoule_per_mole ** 2))
+            cut = 1.0
+        if qq != 0.0 or eps != 0.0:
+            custom.addBond(a, b, [qq, sig, eps, cut])
+    return custom
