@@ -117,7 +117,8 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
                  padding=1.0 * unit.nanometer, ionic_strength=0.15 * unit.molar, ph: float = 7.0,
                  protein_ff: str = "amber14-all.xml", water_model: str = "tip3p", ligand_ff: str = "gaff2",
                  nonbonded_cutoff=1.0 * unit.nanometer, constraints=app.HBonds, hydrogen_mass=None,
-                 ligand_cache: bool = True, constrain_ligand: bool = False) -> BuiltSystem:
+                 ligand_cache: bool = True, constrain_ligand: bool = False,
+                 box_shape: str = "cube") -> BuiltSystem:
     """Build a parametrised (and optionally solvated) protein-ligand MM System.
 
     Parameters
@@ -138,6 +139,9 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
         Salt concentration (molar) added on top of neutralising Na+/Cl- ions.
     ph : float
         pH for protein protonation.
+    box_shape : {"cube", "dodecahedron", "octahedron"}
+        Periodic box shape for explicit solvent; a rhombic dodecahedron holds the same
+        padding with about 71% of the cube's volume (fewer waters, faster MD).
     protein_ff, water_model : str
         Protein force field XML and water model (``tip3p``, ``tip3pfb``, ``spce``, ``opc``).
     ligand_ff : str
@@ -204,9 +208,12 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
 
     if solvent == "explicit":
         progress(f"solvating with {water_model.upper()}: padding {padding}, ionic strength {ionic_strength}")
+        if box_shape not in ("cube", "dodecahedron", "octahedron"):
+            raise HybridError(f"box shape must be cube, dodecahedron or octahedron, not {box_shape!r}")
         modeller.addSolvent(forcefield, model=water_model if water_model != "tip3pfb" else "tip3p",
-                            padding=padding, ionicStrength=ionic_strength, neutralize=True)
+                            padding=padding, ionicStrength=ionic_strength, neutralize=True, boxShape=box_shape)
         method = app.PME
+        # OpenMM needs the cutoff to be at most half of every diagonal element of the (reduced) box
         width = min(v[i] for i, v in enumerate(modeller.topology.getPeriodicBoxVectors().value_in_unit(unit.nanometer)))
         if width < 2 * nonbonded_cutoff.value_in_unit(unit.nanometer):
             raise HybridError(f"the periodic box ({width:.2f} nm) is narrower than twice the nonbonded cutoff "
@@ -258,6 +265,7 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
                          "ligand": None if lig is None else ("GAFF2 + AM1-BCC" if ligand_ff == "gaff2" else ligand_ff)},
         "solvent": solvent,
         "padding_nm": padding.value_in_unit(unit.nanometer) if solvent == "explicit" else None,
+        "box_shape": box_shape if solvent == "explicit" else None,
         "ionic_strength_molar": ionic_strength.value_in_unit(unit.molar) if solvent == "explicit" else None,
         "ph": ph if protein is not None else None,
         "nonbonded_method": "PME" if method == app.PME else "NoCutoff",

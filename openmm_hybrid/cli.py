@@ -26,7 +26,7 @@ def cmd_build(args):
                          solvent=args.solvent, padding=args.padding * unit.nanometer,
                          ionic_strength=args.ionic_strength * unit.molar, ph=args.ph,
                          ligand_ff=args.ligand_ff, water_model=args.water_model,
-                         hydrogen_mass=args.hmr)
+                         hydrogen_mass=args.hmr, box_shape=args.box_shape)
     out = built.save(args.out)
     progress(f"wrote {out}/system.xml, topology.pdb, state.xml, build.json")
     return built
@@ -91,6 +91,7 @@ def cmd_run(args):
                                         ligand=str(EXAMPLE_DIR / "p-xylene.sdf"), ligand_resname="LIG",
                                         solvent="explicit", padding=args.example_padding, ionic_strength=0.15,
                                         ph=7.0, ligand_ff="gaff2", water_model="tip3p", hmr=None,
+                                        box_shape="dodecahedron",
                                         out=str(out / "build"))
         cmd_build(build_args)
         embed_directory(out / "build", out / "embed", region="resname LIG", model="ani2x")
@@ -123,6 +124,7 @@ def make_parser():
     p.add_argument("--water-model", default="tip3p")
     p.add_argument("--padding", type=float, default=1.0, help="solvent padding in nm (OpenMM meaning: box edge = solute diameter + padding, at least 2*padding; default 1.0)")
     p.add_argument("--ionic-strength", type=float, default=0.15, help="salt in molar (default 0.15)")
+    p.add_argument("--box-shape", choices=["cube", "dodecahedron", "octahedron"], default="cube")
     p.add_argument("--ph", type=float, default=7.0)
     p.add_argument("--hmr", type=float, default=None, help="hydrogen mass repartitioning: H mass in amu")
     p.add_argument("--out", required=True)
@@ -152,7 +154,8 @@ def make_parser():
     p.add_argument("--temperature", type=float, default=300.0, help="K")
     p.add_argument("--report-interval", type=int, default=None)
     p.add_argument("--no-minimize", action="store_true")
-    p.add_argument("--minimize-iterations", type=int, default=1000, help="L-BFGS iterations at most (0: to convergence)")
+    p.add_argument("--minimize-iterations", type=int, default=200,
+                   help="L-BFGS iterations at most (default 200; 0: to convergence, slow for solvated systems)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--example-padding", type=float, default=1.0, help=argparse.SUPPRESS)
     _platform_arg(p)

@@ -201,6 +201,14 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
     t0 = time.perf_counter()
     try:
         simulation.step(steps)
+    except openmm.OpenMMException as exc:
+        if "nan" not in str(exc).lower():
+            raise
+        # OpenMM notices NaN coordinates before a reporter sees the energy; it stops at the
+        # first step of the chunk that produced them (the reporter interval bounds the chunk).
+        raise SimulationError(f"energy is not finite at step {simulation.currentStep} (OpenMM: {exc}); "
+                              f"the simulation blew up: try a smaller time step or check the "
+                              f"starting structure") from exc
     finally:
         log.close()
     wall = time.perf_counter() - t0
