@@ -64,7 +64,11 @@ def main(argv=None):
     parser.add_argument("--platform", default="CPU")
     parser.add_argument("--steps", type=int, default=50, help="steps per timed round")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--torch-threads", type=int, default=None,
+                        help="torch intra-op threads for both ML variants (default: torch's own choice)")
     args = parser.parse_args(argv)
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
     set_quiet(True)
 
     if args.system == "complex":
