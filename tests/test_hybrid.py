@@ -188,3 +188,17 @@ def test_refuses_region_wider_than_half_box(pxylene_water):
     region = ligand + [a.index for a in far_water.atoms()]
     with pytest.raises(RegionError, match="more than half the periodic box"):
         create_hybrid_system(built.topology, built.system, region, positions=built.positions)
+
+
+def test_lambda_interpolate_non_periodic(complex_vacuum):
+    """Without periodicity OpenMM hands the TorchForce the parameter in the box-vector slot."""
+    built = complex_vacuum
+    interpolating = create_hybrid_system(built.topology, built.system, "resname LIG", precision="double",
+                                         interpolate=True)
+    plain = create_hybrid_system(built.topology, built.system, "resname LIG", precision="double")
+    e_mm, _ = compute(built.system, built.positions, "Reference")
+    e_mlmm, _ = compute(plain.system, built.positions, "Reference")
+    e0, _ = compute(interpolating.system, built.positions, "Reference", parameters={"lambda_interpolate": 0.0})
+    e1, _ = compute(interpolating.system, built.positions, "Reference", parameters={"lambda_interpolate": 1.0})
+    assert e0 == pytest.approx(e_mm, abs=1e-3)
+    assert e1 == pytest.approx(e_mlmm, abs=1e-3)
