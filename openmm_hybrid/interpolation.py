@@ -40,6 +40,16 @@ def region_constraints(system: openmm.System, atoms) -> list:
             if {*system.getConstraintParameters(i)[:2]} <= atom_set]
 
 
+def check_no_region_constraints(system: openmm.System, atoms) -> None:
+    """Refuse an MM system that constrains bonds inside the region (interpolation needs their terms)."""
+    constrained = region_constraints(system, atoms)
+    if constrained:
+        raise HybridError(
+            f"the MM system constrains {len(constrained)} bond(s) inside the ML region; OpenMM drops the MM bond "
+            f"terms of constrained bonds, so the lambda_interpolate = 0 (MM) end state would have none. Build the "
+            f"MM system without constraints inside the region (openmm-hybrid's builder does)")
+
+
 def add_scaled_region_mm_terms(hybrid: openmm.System, mm_system: openmm.System, atoms,
                                parameter: str = "lambda_interpolate", force_group: int = 0) -> None:
     """Add ``(1 - parameter) * E_MM,internal(region)`` to ``hybrid``.
@@ -58,12 +68,7 @@ def add_scaled_region_mm_terms(hybrid: openmm.System, mm_system: openmm.System, 
         Force group of the added forces.
     """
     atom_set = set(atoms)
-    constrained = region_constraints(mm_system, atoms)
-    if constrained:
-        raise HybridError(
-            f"the MM system constrains {len(constrained)} bond(s) inside the ML region; OpenMM drops the MM bond "
-            f"terms of constrained bonds, so the lambda_interpolate = 0 (MM) end state would have none. Build the "
-            f"MM system without constraints inside the region (openmm-hybrid's builder does)")
+    check_no_region_constraints(mm_system, atoms)
     factor = f"(1-{parameter})"
     periodic = mm_system.usesPeriodicBoundaryConditions()
     added = []

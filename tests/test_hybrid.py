@@ -202,3 +202,10 @@ def test_lambda_interpolate_non_periodic(complex_vacuum):
     e1, _ = compute(interpolating.system, built.positions, "Reference", parameters={"lambda_interpolate": 1.0})
     assert e0 == pytest.approx(e_mm, abs=1e-3)
     assert e1 == pytest.approx(e_mlmm, abs=1e-3)
+
+
+def test_interpolation_refuses_constraints_inside_region():
+    from openmm_hybrid.builder import build_system
+    built = build_system(ligand="CCO", solvent="vacuum", constrain_ligand=True)
+    with pytest.raises(HybridError, match=r"constrains 6 bond\(s\) inside the ML region"):
+        create_hybrid_system(built.topology, built.system, "resname LIG", interpolate=True)

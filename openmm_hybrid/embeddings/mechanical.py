@@ -14,7 +14,7 @@ is added by :mod:`openmm_hybrid.interpolation` rather than by openmm-ml (whose
 The ML energy itself comes from openmm-hybrid's TorchScript force, reached through
 the ``hybrid-ani2x`` potential registered with openmm-ml.
 """
-from ..interpolation import INTERPOLATION_PARAMETER, add_scaled_region_mm_terms, region_constraints
+from ..interpolation import INTERPOLATION_PARAMETER, add_scaled_region_mm_terms, check_no_region_constraints
 from ..openmmml_plugin import ANI2X_POTENTIAL, HybridPotentialImplFactory
 
 
@@ -29,9 +29,9 @@ def hybrid_potential(model):
 def create_mechanical_system(topology, system, atoms, model, force_group, interpolate, total_charge=0.0,
                              **options):
     """Mechanically embedded ML/MM System (see module docstring)."""
-    if interpolate and region_constraints(system, atoms):
-        # checked before openmm-ml removes them, which would hide the problem
-        add_scaled_region_mm_terms(None, system, atoms)
+    if interpolate:
+        # checked on the MM system before openmm-ml removes the region's constraints
+        check_no_region_constraints(system, atoms)
     hybrid = hybrid_potential(model).createMixedSystem(
         topology, system, list(atoms), forceGroup=force_group, interpolate=False,
         embedding="mechanical", totalCharge=total_charge,
