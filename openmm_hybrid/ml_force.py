@@ -4,7 +4,7 @@ This is the one place that knows how the model reaches OpenMM.  Today it is
 openmm-torch's ``TorchForce`` running a TorchScript module inside the OpenMM
 context (no Python callback per step, unlike openmm-ml 1.8's ``PythonForce``);
 a compiled force from ``plugin/`` can replace it by changing
-:func:`create_ml_force` alone.
+:func:`create_module_force` alone.
 """
 from typing import List, Optional, Sequence
 
@@ -13,6 +13,10 @@ import torch
 from .models.base import MLModel
 
 ML_FORCE_NAME = "MLPotential"
+# Names of the forces made by create_module_force (the ML force and embedding couplings).
+# A module that creates module forces under another name adds it here at import time, so that
+# forces read back from a system.xml are recognised too.
+MODULE_FORCE_NAMES = {ML_FORCE_NAME}
 
 
 class MLRegionEnergy(torch.nn.Module):
@@ -116,6 +120,51 @@ def create_region_module(model: MLModel, atoms: Sequence[int], atomic_numbers: S
                                            scaled))
 
 
+def create_module_force(module: torch.jit.ScriptModule, periodic: bool = False, force_group: int = 0,
+                        name: str = ML_FORCE_NAME, scale_parameter: Optional[str] = None):
+    """Create the OpenMM Force that evaluates a TorchScript energy module inside OpenMM.
+
+    This is the single place that decides which OpenMM force type runs openmm-hybrid's
+    TorchScript modules (the ML model, electrostatic-embedding couplings, ...).
+
+    Parameters
+    ----------
+    module : torch.jit.ScriptModule
+        ``forward(positions, boxvectors=None, scale=None) -> energy``: positions of all
+        particles in nm (float64, shape (N, 3)), box vectors in nm (3, 3) for periodic
+        Systems, the value of ``scale_parameter`` if one is given (in the box slot for a
+        non-periodic System, see :class:`MLRegionEnergy`); returns a 0-d energy in kJ/mol.
+    periodic : bool
+        Whether the force receives box vectors.
+    force_group : int
+        Force group of the new force.
+    name : str
+        Force name; it tells what the force computes (``MLPotential`` for the ML model).
+        It must be in ``MODULE_FORCE_NAMES``.
+    scale_parameter : str, optional
+        Name of a global parameter (default value 1) passed to the module, e.g.
+        ``"lambda_interpolate"``; its energy derivative is also requested.
+
+    Returns
+    -------
+    openmm.Force
+        Currently an ``openmmtorch.TorchForce``.
+    """
+    import openmmtorch  # torch must be imported first: it loads the CUDA libraries TorchForce links to
+
+    if name not in MODULE_FORCE_NAMES:
+        raise ValueError(f"module force name {name!r} is not registered in MODULE_FORCE_NAMES")
+    install_torch_force_copy()
+    force = openmmtorch.TorchForce(module)
+    if scale_parameter is not None:
+        force.addGlobalParameter(scale_parameter, 1.0)
+        force.addEnergyParameterDerivative(scale_parameter)
+    force.setUsesPeriodicBoundaryConditions(bool(periodic))
+    force.setForceGroup(int(force_group))
+    force.setName(name)
+    return force
+
+
 def create_ml_force(model: MLModel, atoms: Sequence[int], atomic_numbers: Sequence[int],
                     total_charge: float = 0.0, periodic: bool = False, force_group: int = 0,
                     scale_parameter: Optional[str] = None):
@@ -143,28 +192,20 @@ def create_ml_force(model: MLModel, atoms: Sequence[int], atomic_numbers: Sequen
     Returns
     -------
     openmm.Force
-        Currently an ``openmmtorch.TorchForce``.
+        See :func:`create_module_force`.
     """
-    import openmmtorch  # torch must be imported first: it loads the CUDA libraries TorchForce links to
-
-    install_torch_force_copy()
     module = create_region_module(model, atoms, atomic_numbers, total_charge, periodic,
                                   scaled=scale_parameter is not None)
-    force = openmmtorch.TorchForce(module)
-    if scale_parameter is not None:
-        force.addGlobalParameter(scale_parameter, 1.0)
-        force.addEnergyParameterDerivative(scale_parameter)
-    force.setUsesPeriodicBoundaryConditions(bool(periodic))
-    force.setForceGroup(int(force_group))
-    force.setName(ML_FORCE_NAME)
-    return force
+    return create_module_force(module, periodic=periodic, force_group=force_group, name=ML_FORCE_NAME,
+                               scale_parameter=scale_parameter)
 
 
 def is_ml_force(force) -> bool:
-    """True for an ML force: a TorchForce, or a CustomCVForce wrapping one (interpolation)."""
+    """True for a force evaluating a TorchScript module (the ML model or an embedding coupling
+    made by :func:`create_module_force`), or a CustomCVForce wrapping one."""
     import openmm
     import openmmtorch
-    if force.getName() == ML_FORCE_NAME or openmmtorch.TorchForce.isinstance(force):
+    if force.getName() in MODULE_FORCE_NAMES or openmmtorch.TorchForce.isinstance(force):
         return True
     if isinstance(force, openmm.CustomCVForce):
         return any(is_ml_force(force.getCollectiveVariable(i)) for i in range(force.getNumCollectiveVariables()))
