@@ -9,6 +9,8 @@ from openmm-ml's entry-point loading):
 - :func:`create_hybrid_system` / :class:`HybridSystem` — MM System -> ML/MM System
 - :func:`energy_decomposition` — energies by component
 - :func:`run_simulation` — minimise + Langevin MD with logging
+- :func:`create_mts_langevin_integrator`, :func:`create_mts_verlet_integrator` — multiple-time-step
+  (RESPA) integrators for ``create_hybrid_system(..., mts_ready=True)`` Systems
 """
 import importlib
 
@@ -30,6 +32,7 @@ _EXPORTS = {
     "select_region": "region", "check_region": "region",
     "energy_decomposition": "energy",
     "run_simulation": "simulate",
+    "create_mts_langevin_integrator": "integrators", "create_mts_verlet_integrator": "integrators",
 }
 
 

@@ -33,7 +33,7 @@ def cmd_build(args):
 
 
 def embed_directory(input_dir, out_dir, region="resname LIG", model="ani2x", embedding="mechanical",
-                    precision="single", ml_force_group=1, interpolate=False, model_index=None):
+                    precision="single", ml_force_group=1, interpolate=False, model_index=None, mts_ready=False):
     """Read a ``build`` directory, create the ML/MM System and write it to ``out_dir``.
 
     Writes ``system.xml``, ``topology.pdb``, ``state.xml`` and ``embed.json`` (``ml_atoms``,
@@ -48,21 +48,24 @@ def embed_directory(input_dir, out_dir, region="resname LIG", model="ani2x", emb
     options = {} if model_index is None else {"model_index": model_index}
     hybrid = create_hybrid_system(built.topology, built.system, region, model=model, embedding=embedding,
                                   precision=precision, ml_force_group=ml_force_group,
-                                  interpolate=interpolate, positions=built.positions, model_options=options)
+                                  interpolate=interpolate, positions=built.positions, model_options=options,
+                                  mts_ready=mts_ready)
     info = dict(built.info)
     info.update(hybrid.metadata())
     info["source"] = str(Path(input_dir).resolve())
     out = BuiltSystem(built.topology, hybrid.system, built.positions, info, built.state).save(
         out_dir, info_name="embed.json")
     progress(f"wrote {out}/system.xml, topology.pdb, state.xml, embed.json "
-             f"({len(hybrid.ml_atoms)} ML atoms, ML force group {hybrid.force_groups['ml']})")
+             f"({len(hybrid.ml_atoms)} ML atoms, ML force group {hybrid.force_groups['ml']}"
+             + (f"; MTS-ready: fast groups {hybrid.force_groups['fast']}, slow group {hybrid.force_groups['slow']}"
+                if mts_ready else "") + ")")
     return hybrid
 
 
 def cmd_embed(args):
     embed_directory(args.input, args.out, region=args.region, model=args.model, embedding=args.embedding,
                     precision=args.precision, ml_force_group=args.ml_force_group,
-                    interpolate=args.interpolate, model_index=args.model_index)
+                    interpolate=args.interpolate, model_index=args.model_index, mts_ready=args.mts_ready)
 
 
 def cmd_energy(args):
@@ -94,17 +97,23 @@ def cmd_run(args):
                                         box_shape="dodecahedron",
                                         out=str(out / "build"))
         cmd_build(build_args)
-        embed_directory(out / "build", out / "embed", region="resname LIG", model="ani2x")
+        embed_directory(out / "build", out / "embed", region="resname LIG", model="ani2x",
+                        mts_ready=args.mts is not None)
         input_dir = out / "embed"
     built = load_build(input_dir)
     if "ml_atoms" not in built.info:
         progress(f"note: '{input_dir}' holds a pure MM system (no embed.json); running it as is")
+    force_groups = None
+    if args.mts is not None:
+        from .mts import mts_force_groups
+        force_groups = mts_force_groups(built.info)
     box = built.state.getPeriodicBoxVectors() if built.system.usesPeriodicBoundaryConditions() else None
     result = run_simulation(built.system, built.topology, built.positions, out, steps=args.steps,
                             timestep=args.timestep * unit.femtosecond, temperature=args.temperature * unit.kelvin,
                             platform=args.platform, minimize=not args.no_minimize,
                             minimize_iterations=args.minimize_iterations,
-                            report_interval=args.report_interval, box_vectors=box, seed=args.seed)
+                            report_interval=args.report_interval, box_vectors=box, seed=args.seed,
+                            mts_substeps=args.mts, force_groups=force_groups)
     print(f"{result['ns_per_day']:.4f} ns/day ({result['ms_per_step']:.2f} ms/step on {result['platform']}); "
           f"output in {out}")
     return result
@@ -139,6 +148,10 @@ def make_parser():
     p.add_argument("--precision", choices=["single", "double"], default="single")
     p.add_argument("--ml-force-group", type=int, default=1)
     p.add_argument("--interpolate", action="store_true", help="add lambda_interpolate (0 = MM, 1 = ML/MM)")
+    p.add_argument("--mts-ready", action="store_true",
+                   help="prepare for multiple-time-step runs ('run --mts N'): MM force groups (fast) carry the full "
+                        "MM Hamiltonian incl. the region's own MM terms; --ml-force-group becomes the slow group "
+                        "(ML minus the region's internal MM energy); the total energy is unchanged")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_embed)
 
@@ -150,7 +163,12 @@ def make_parser():
     p = sub.add_parser("run", help="minimise + Langevin MD (bundled example when --input is omitted)")
     p.add_argument("--input", default=None, help="directory written by 'embed' (or 'build')")
     p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--timestep", type=float, default=1.0, help="fs (default 1)")
+    p.add_argument("--timestep", type=float, default=1.0,
+                   help="fs (default 1); with --mts N this is the OUTER step (the ML force is evaluated once per "
+                        "--timestep, the MM forces every --timestep/N)")
+    p.add_argument("--mts", type=int, default=None, metavar="N",
+                   help="multiple-time-step BAOAB-RESPA Langevin with N inner substeps per outer --timestep "
+                        "(needs a system embedded with --mts-ready); --steps counts outer steps")
     p.add_argument("--temperature", type=float, default=300.0, help="K")
     p.add_argument("--report-interval", type=int, default=None)
     p.add_argument("--no-minimize", action="store_true")

@@ -7,6 +7,7 @@ import openmm
 from .embeddings import get_embedding
 from .errors import HybridError
 from .ml_force import is_ml_force
+from .mts import SCHEME as MTS_SCHEME, make_mts_ready
 from .models import MLModel, load_model
 from .region import RegionSpec, check_region, select_region
 
@@ -27,7 +28,9 @@ class HybridSystem:
     interpolate : bool
         Whether the global parameter ``lambda_interpolate`` exists (0 = MM, 1 = ML/MM).
     force_groups : dict
-        ``{"ml": int, "mm": [int, ...]}``.
+        ``{"ml": int, "mm": [int, ...]}``; with ``mts_ready`` also ``"fast": [int, ...]`` (the full MM
+        Hamiltonian, inner time step) and ``"slow": int`` (ML forces minus the region's internal MM
+        energy, outer time step), see :mod:`openmm_hybrid.mts`.
     region_info : dict
         Net charge and element counts of the region.
     """
@@ -41,6 +44,7 @@ class HybridSystem:
     force_groups: dict
     region_info: dict = field(default_factory=dict)
     region_spec: Optional[str] = None
+    mts_ready: bool = False
 
     def metadata(self) -> dict:
         """JSON-serialisable description (written as ``embed.json``)."""
@@ -54,6 +58,8 @@ class HybridSystem:
             "interpolate": self.interpolate,
             "global_parameters": ["lambda_interpolate"] if self.interpolate else [],
             "force_groups": self.force_groups,
+            "mts_ready": self.mts_ready,
+            **({"mts_scheme": MTS_SCHEME} if self.mts_ready else {}),
             "region_net_charge": self.region_info.get("net_charge"),
             "region_elements": self.region_info.get("elements"),
         }
@@ -62,7 +68,8 @@ class HybridSystem:
 def create_hybrid_system(topology, system: openmm.System, region: RegionSpec, model="ani2x",
                          embedding: str = "mechanical", precision: str = "single",
                          ml_force_group: int = 1, interpolate: bool = False, positions=None,
-                         model_options: Optional[dict] = None, **embedding_options) -> HybridSystem:
+                         model_options: Optional[dict] = None, mts_ready: bool = False,
+                         **embedding_options) -> HybridSystem:
     """Create an ML/MM System from an MM System.
 
     Parameters
@@ -79,13 +86,20 @@ def create_hybrid_system(topology, system: openmm.System, region: RegionSpec, mo
     precision : {"single", "double"}
         Precision of the ML model (ignored if ``model`` is already loaded).
     ml_force_group : int
-        Force group of the ML force (0-31); MM forces must not use it.
+        Force group of the ML force (0-31); MM forces must not use it.  With ``mts_ready`` this is
+        the slow (outer) group.
     interpolate : bool
         Add ``lambda_interpolate`` (openmm-ml semantics: 0 = MM, 1 = ML/MM).
     positions : Quantity, optional
         Positions (nm); if given, periodic systems are checked for a region wider than half the box.
     model_options : dict, optional
         Model options such as ``{"model_index": 0}`` for ANI-2x.
+    mts_ready : bool
+        Prepare the System for multiple-time-step integration (:mod:`openmm_hybrid.mts`): the MM
+        force groups ("fast") carry the full MM Hamiltonian, including the region's own MM terms,
+        and ``ml_force_group`` becomes the "slow" group, holding every ML/embedding force minus the
+        region's internal MM energy.  The total energy is unchanged.  Needs an MM System without
+        constraints inside the region.
     """
     if not 0 <= int(ml_force_group) <= 31:
         raise HybridError(f"ml_force_group must be between 0 and 31, not {ml_force_group}")
@@ -99,9 +113,14 @@ def create_hybrid_system(topology, system: openmm.System, region: RegionSpec, mo
     info = check_region(topology, system, atoms, ml_model, positions)
     hybrid = create(topology, system, atoms, ml_model, int(ml_force_group), bool(interpolate),
                     total_charge=float(info["net_charge"]), **embedding_options)
-    ml_groups = sorted({f.getForceGroup() for f in hybrid.getForces() if is_ml_force(f)})
-    groups = {"ml": ml_groups[0] if len(ml_groups) == 1 else ml_groups,
-              "mm": sorted({f.getForceGroup() for f in hybrid.getForces() if not is_ml_force(f)})}
+    if mts_ready:
+        mts_groups = make_mts_ready(hybrid, system, atoms, int(ml_force_group), bool(interpolate))
+        groups = {"ml": mts_groups["slow"], "mm": mts_groups["fast"], **mts_groups}
+    else:
+        ml_groups = sorted({f.getForceGroup() for f in hybrid.getForces() if is_ml_force(f)})
+        groups = {"ml": ml_groups[0] if len(ml_groups) == 1 else ml_groups,
+                  "mm": sorted({f.getForceGroup() for f in hybrid.getForces() if not is_ml_force(f)})}
     return HybridSystem(system=hybrid, topology=topology, ml_atoms=atoms, model=ml_model,
                         embedding=embedding, interpolate=bool(interpolate), force_groups=groups,
-                        region_info=info, region_spec=region if isinstance(region, str) else None)
+                        region_info=info, region_spec=region if isinstance(region, str) else None,
+                        mts_ready=bool(mts_ready))

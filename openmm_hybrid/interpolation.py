@@ -28,6 +28,8 @@ from openmm import unit
 from .errors import HybridError
 
 INTERPOLATION_PARAMETER = "lambda_interpolate"
+# name prefix of the (1 - lambda) region-internal MM forces
+INTERPOLATION_FORCE_PREFIX = "MMRegionInterpolation"
 ONE_4PI_EPS0 = 138.935456  # kJ/mol nm / e^2, OpenMM's value
 
 _SUPPORTED_METHODS = (openmm.NonbondedForce.NoCutoff, openmm.NonbondedForce.PME, openmm.NonbondedForce.Ewald)
@@ -40,19 +42,25 @@ def region_constraints(system: openmm.System, atoms) -> list:
             if {*system.getConstraintParameters(i)[:2]} <= atom_set]
 
 
-def check_no_region_constraints(system: openmm.System, atoms) -> None:
-    """Refuse an MM system that constrains bonds inside the region (interpolation needs their terms)."""
+def check_no_region_constraints(system: openmm.System, atoms, consequence: str = None) -> None:
+    """Refuse an MM system that constrains bonds inside the region.
+
+    OpenMM drops the MM bond term of a constrained bond, so such a system has no MM
+    description of those bonds to put back inside the region.  ``consequence`` says what
+    would go wrong (the default names ``lambda_interpolate``'s MM end state).
+    """
     constrained = region_constraints(system, atoms)
     if constrained:
+        consequence = consequence or "the lambda_interpolate = 0 (MM) end state would have none"
         raise HybridError(
             f"the MM system constrains {len(constrained)} bond(s) inside the ML region; OpenMM drops the MM bond "
-            f"terms of constrained bonds, so the lambda_interpolate = 0 (MM) end state would have none. Build the "
-            f"MM system without constraints inside the region (openmm-hybrid's builder does)")
+            f"terms of constrained bonds, so {consequence}. Build the MM system without constraints inside "
+            f"the region (openmm-hybrid's builder does; use --hmr for longer time steps)")
 
 
 def add_scaled_region_mm_terms(hybrid: openmm.System, mm_system: openmm.System, atoms,
-                               parameter: str = "lambda_interpolate", force_group: int = 0) -> None:
-    """Add ``(1 - parameter) * E_MM,internal(region)`` to ``hybrid``.
+                               parameter: str = "lambda_interpolate", force_group: int = 0) -> list:
+    """Add ``(1 - parameter) * E_MM,internal(region)`` to ``hybrid`` (see :func:`add_region_mm_terms`).
 
     Parameters
     ----------
@@ -67,9 +75,48 @@ def add_scaled_region_mm_terms(hybrid: openmm.System, mm_system: openmm.System, 
     force_group : int
         Force group of the added forces.
     """
+    return add_region_mm_terms(hybrid, mm_system, atoms, factor=f"(1-{parameter})", parameters=(parameter,),
+                               force_group=force_group, name=INTERPOLATION_FORCE_PREFIX, purpose="lambda_interpolate")
+
+
+def add_region_mm_terms(hybrid: openmm.System, mm_system: openmm.System, atoms, factor: str = "1",
+                        parameters=(), force_group: int = 0, name: str = "MMRegion",
+                        purpose: str = "the region's MM terms") -> list:
+    """Add ``factor * E_MM,internal(region)`` to ``hybrid``: the MM energy that the mechanical
+    embedding removed from inside the region.
+
+    That is every bonded term whose atoms all lie in the region, and every region-region pair's
+    MM Coulomb ``q_i q_j / r`` plus Lennard-Jones inside the cutoff (exceptions with their 1-4
+    parameters, never cut off), which is exactly what the embedding's exclusions removed under
+    PME, Ewald or no cutoff (the reciprocal-space parts cancel, see the module docstring).
+
+    Parameters
+    ----------
+    hybrid : openmm.System
+        The mechanically embedded System (modified in place).
+    mm_system : openmm.System
+        The all-MM System it was made from.
+    atoms : sequence of int
+        The ML region.
+    factor : str
+        OpenMM expression multiplying every term, e.g. ``"(1-lambda_interpolate)"``, ``"1"``, ``"-1"``.
+    parameters : sequence of str
+        Global parameters used in ``factor`` (default value 1); their energy derivatives are requested.
+    force_group : int
+        Force group of the added forces.
+    name : str
+        Prefix of the added forces' names (``<name>BondForce``, ``<name>AngleForce``,
+        ``<name>TorsionForce``, ``<name>NonbondedPairForce``).
+    purpose : str
+        What the terms are for, used in error messages.
+
+    Returns
+    -------
+    list of openmm.Force
+        The forces added (one per MM force type with terms inside the region).
+    """
     atom_set = set(atoms)
-    check_no_region_constraints(mm_system, atoms)
-    factor = f"(1-{parameter})"
+    check_no_region_constraints(mm_system, atoms, consequence=f"{purpose} would miss their bond terms")
     periodic = mm_system.usesPeriodicBoundaryConditions()
     added = []
     for force in mm_system.getForces():
@@ -93,31 +140,40 @@ def add_scaled_region_mm_terms(hybrid: openmm.System, mm_system: openmm.System, 
             added.append((custom, custom.getNumAngles()))
         elif isinstance(force, openmm.PeriodicTorsionForce):
             custom = openmm.CustomTorsionForce(f"{factor}*k*(1+cos(n*theta-theta0))")
-            for name in ("n", "theta0", "k"):
-                custom.addPerTorsionParameter(name)
+            for parameter_name in ("n", "theta0", "k"):
+                custom.addPerTorsionParameter(parameter_name)
             for i in range(force.getNumTorsions()):
                 a, b, c, d, n, theta0, k = force.getTorsionParameters(i)
                 if {a, b, c, d} <= atom_set:
                     custom.addTorsion(a, b, c, d, [n, theta0, k])
             added.append((custom, custom.getNumTorsions()))
         elif isinstance(force, openmm.NonbondedForce):
-            custom = _region_pair_force(force, atoms, factor, periodic)
+            custom = _region_pair_force(force, atoms, factor, periodic, purpose)
+            custom.setName("NonbondedPairForce")  # suffix of the name given below
             added.append((custom, custom.getNumBonds()))
         elif isinstance(force, (openmm.CMMotionRemover, openmm.MonteCarloBarostat, openmm.GBSAOBCForce,
                                 openmm.CustomGBForce)):
             # GB solvation of the region is a region-environment (solvent) term and stays in MM
             continue
+        elif isinstance(force, openmm.CustomNonbondedForce):
+            # the embedding excludes region pairs from it, and their energy is not rebuilt here
+            raise HybridError(f"{purpose} does not support a CustomNonbondedForce in the MM system "
+                              f"({force.getName()!r}): its region-region pairs cannot be restored")
         elif _has_region_term(force, atom_set):
-            raise HybridError(f"lambda_interpolate does not support a {type(force).__name__} acting inside "
-                              f"the ML region")
+            raise HybridError(f"{purpose} does not support a {type(force).__name__} acting inside the ML region")
+    forces = []
     for custom, count in added:
         if count:
-            custom.addGlobalParameter(parameter, 1.0)
-            custom.addEnergyParameterDerivative(parameter)
+            for parameter in parameters:
+                custom.addGlobalParameter(parameter, 1.0)
+                custom.addEnergyParameterDerivative(parameter)
             custom.setUsesPeriodicBoundaryConditions(periodic)
             custom.setForceGroup(force_group)
-            custom.setName(f"MMRegionInterpolation{type(custom).__name__[6:]}")
+            suffix = custom.getName() if custom.getName() == "NonbondedPairForce" else type(custom).__name__[6:]
+            custom.setName(f"{name}{suffix}")
             hybrid.addForce(custom)
+            forces.append(custom)
+    return forces
 
 
 def _has_region_term(force, atom_set) -> bool:
@@ -132,11 +188,11 @@ def _has_region_term(force, atom_set) -> bool:
     return False
 
 
-def _region_pair_force(force: openmm.NonbondedForce, atoms, factor: str, periodic: bool):
+def _region_pair_force(force: openmm.NonbondedForce, atoms, factor: str, periodic: bool, purpose: str):
     """CustomBondForce with the MM nonbonded energy of every region-region pair."""
     method = force.getNonbondedMethod()
     if method not in _SUPPORTED_METHODS:
-        raise HybridError("lambda_interpolate supports NoCutoff, Ewald and PME electrostatics in the MM system")
+        raise HybridError(f"{purpose} supports NoCutoff, Ewald and PME electrostatics in the MM system")
     cutoff = force.getCutoffDistance().value_in_unit(unit.nanometer)
     lj = "4*eps*((sig/r)^12-(sig/r)^6)"
     if method != openmm.NonbondedForce.NoCutoff:

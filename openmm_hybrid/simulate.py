@@ -10,7 +10,8 @@ import openmm.app as app
 from openmm import unit
 
 from ._util import progress
-from .errors import SimulationError
+from .errors import HybridError, SimulationError
+from .integrators import create_mts_langevin_integrator, describe_mts
 from .ml_force import is_ml_force
 
 CSV_COLUMNS = ["step", "time_ps", "potential_kjmol", "kinetic_kjmol", "total_kjmol", "ml_kjmol",
@@ -21,13 +22,16 @@ class HybridLogReporter:
     """Writes the CSV log, shows progress and stops on a NaN or infinite energy.
 
     Columns: step, time (ps), potential, kinetic and total energy and the ML force group's
-    energy (kJ/mol), instantaneous temperature (K), speed (ns/day since the start).
+    energy (kJ/mol), instantaneous temperature (K), speed (ns/day since the start).  For an
+    MTS-ready System the ML group is the slow group, whose energy is E_ML (+ embedding
+    corrections) - E_MM,internal(region); its column is then called ``slow_kjmol``
+    (``ml_column``).
     """
 
     def __init__(self, path, interval: int, total_steps: int, ml_group: Optional[int], n_dof: int,
-                 first_step: int = 0):
+                 first_step: int = 0, ml_column: str = "ml_kjmol"):
         self._file = open(path, "w")
-        self._file.write(",".join(CSV_COLUMNS) + "\n")
+        self._file.write(",".join(c if c != "ml_kjmol" else ml_column for c in CSV_COLUMNS) + "\n")
         self._interval = int(interval)
         self._total = int(total_steps)
         self._first = int(first_step)
@@ -113,12 +117,21 @@ def ml_force_group(system: openmm.System) -> Optional[int]:
     return groups.pop() if len(groups) == 1 else None
 
 
+def _ml_group_column(system: openmm.System, group: Optional[int]) -> str:
+    """``ml_kjmol``, or ``slow_kjmol`` when the ML group also holds MM terms (MTS-ready System)."""
+    if group is not None and any(f.getForceGroup() == group and not is_ml_force(f) for f in system.getForces()):
+        return "slow_kjmol"
+    return "ml_kjmol"
+
+
 def run_simulation(system: openmm.System, topology, positions, out_dir, steps: int = 1000,
                    timestep=1.0 * unit.femtosecond, temperature=300 * unit.kelvin,
                    friction=1.0 / unit.picosecond, platform: Optional[str] = None,
                    minimize: bool = True, minimize_iterations: int = 1000, report_interval: Optional[int] = None,
-                   box_vectors=None, seed: int = 0, parameters: Optional[dict] = None) -> dict:
-    """Minimise, then run Langevin dynamics (``LangevinMiddleIntegrator``).
+                   box_vectors=None, seed: int = 0, parameters: Optional[dict] = None,
+                   mts_substeps: Optional[int] = None, force_groups: Optional[dict] = None) -> dict:
+    """Minimise, then run Langevin dynamics (``LangevinMiddleIntegrator``, or BAOAB-RESPA
+    ``MTSLangevinIntegrator`` with ``mts_substeps``).
 
     Writes into ``out_dir``: ``trajectory.dcd``, ``log.csv`` (see :class:`HybridLogReporter`),
     ``final_state.xml``, ``final.pdb`` and ``run.json`` (settings and speed).
@@ -133,7 +146,7 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
     steps : int
         Number of MD steps.
     timestep : Quantity
-        Integration time step (default 1 fs).
+        Integration time step (default 1 fs); with ``mts_substeps`` the OUTER step.
     temperature : Quantity
         Bath temperature (K).
     friction : Quantity
@@ -148,6 +161,12 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
         Steps between log rows and trajectory frames (default: steps/20, at least 1).
     seed : int
         Random seed of the integrator and initial velocities.
+    mts_substeps : int, optional
+        Multiple-time-step integration (:mod:`openmm_hybrid.integrators`): the slow group once per
+        ``timestep``, the fast groups ``mts_substeps`` times per ``timestep``.  Needs an MTS-ready
+        System and its ``force_groups``.
+    force_groups : dict, optional
+        ``{"fast": [...], "slow": int}`` (from ``embed.json``), required with ``mts_substeps``.
 
     Returns
     -------
@@ -160,8 +179,17 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
     if steps < 0:
         raise ValueError(f"steps must be >= 0, not {steps}")
     report_interval = int(report_interval or max(1, steps // 20))
-    integrator = openmm.LangevinMiddleIntegrator(temperature, friction, timestep)
-    integrator.setRandomNumberSeed(seed)
+    if mts_substeps is not None:
+        if not force_groups or "fast" not in force_groups or "slow" not in force_groups:
+            raise HybridError("multiple-time-step integration needs the System's fast and slow force groups: "
+                                  "embed it with --mts-ready (create_hybrid_system(..., mts_ready=True))")
+        integrator = create_mts_langevin_integrator(timestep, mts_substeps, force_groups, temperature, friction,
+                                                    system=system, seed=seed)
+        scheme = describe_mts("MTSLangevinIntegrator (BAOAB-RESPA)", timestep, mts_substeps, force_groups)
+    else:
+        integrator = openmm.LangevinMiddleIntegrator(temperature, friction, timestep)
+        integrator.setRandomNumberSeed(seed)
+        scheme = {"integrator": "LangevinMiddleIntegrator", "scheme": "single time step"}
     if platform:
         simulation = app.Simulation(topology, system, integrator, openmm.Platform.getPlatformByName(platform))
     else:
@@ -182,8 +210,7 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
     result = {"platform": platform_name, "steps": steps, "timestep_fs": timestep.value_in_unit(unit.femtosecond),
               "temperature_k": temperature.value_in_unit(unit.kelvin),
               "friction_per_ps": friction.value_in_unit(unit.picosecond ** -1),
-              "integrator": "LangevinMiddleIntegrator", "scheme": "single time step", "seed": seed,
-              "initial_energy_kjmol": e_start}
+              **scheme, "seed": seed, "initial_energy_kjmol": e_start}
     if minimize:
         progress(f"minimising (starting energy {e_start:.1f} kJ/mol) on {platform_name}")
         t0 = time.perf_counter()
@@ -192,12 +219,19 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
         result["minimized_energy_kjmol"] = e_min
     simulation.context.setVelocitiesToTemperature(temperature, seed)
 
-    log = HybridLogReporter(out / "log.csv", report_interval, steps, ml_force_group(system),
-                            degrees_of_freedom(system))
+    ml_group = ml_force_group(system)
+    log = HybridLogReporter(out / "log.csv", report_interval, steps, ml_group, degrees_of_freedom(system),
+                            ml_column=_ml_group_column(system, ml_group))
     simulation.reporters.append(log)
     simulation.reporters.append(app.DCDReporter(str(out / "trajectory.dcd"), report_interval))
     log.report(simulation, simulation.context.getState(getEnergy=True))
-    progress(f"running {steps} steps of {result['timestep_fs']} fs Langevin MD at {result['temperature_k']} K")
+    if mts_substeps is not None:
+        progress(f"running {steps} outer steps of {result['timestep_fs']} fs BAOAB-RESPA Langevin MD at "
+                 f"{result['temperature_k']} K: slow group {result['force_groups']['slow']} once per step, fast "
+                 f"groups {result['force_groups']['fast']} {mts_substeps}x per step "
+                 f"(inner step {result['inner_timestep_fs']:g} fs)")
+    else:
+        progress(f"running {steps} steps of {result['timestep_fs']} fs Langevin MD at {result['temperature_k']} K")
     t0 = time.perf_counter()
     try:
         simulation.step(steps)

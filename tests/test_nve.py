@@ -43,6 +43,13 @@ def velocity_verlet(timestep):
 def nve_drift(system, positions, box, steps=2000, timestep=0.5 * unit.femtosecond, report=10,
               temperature=300 * unit.kelvin, seed=1):
     """Equilibrate briefly with Langevin, then run NVE; return (drift kT/ns/dof, rms kJ/mol, n_dof)."""
+    state = equilibrate(system, positions, box, timestep, temperature, seed)
+    return measure_drift(system, state, box, velocity_verlet(timestep), steps, report, temperature)
+
+
+def equilibrate(system, positions, box, timestep=0.5 * unit.femtosecond, temperature=300 * unit.kelvin, seed=1,
+                steps=200):
+    """Minimise, set velocities and run ``steps`` Langevin steps; return the State (positions, velocities)."""
     platform = openmm.Platform.getPlatformByName("CPU")
     langevin = openmm.LangevinMiddleIntegrator(temperature, 5 / unit.picosecond, timestep)
     langevin.setRandomNumberSeed(seed)
@@ -51,11 +58,17 @@ def nve_drift(system, positions, box, steps=2000, timestep=0.5 * unit.femtosecon
     context.setPositions(positions)
     openmm.LocalEnergyMinimizer.minimize(context, 10.0, 200)
     context.setVelocitiesToTemperature(temperature, seed)
-    langevin.step(200)
-    state = context.getState(getPositions=True, getVelocities=True)
-    del context
-    integrator = velocity_verlet(timestep)
-    context = openmm.Context(system, integrator, platform)
+    langevin.step(steps)
+    return context.getState(getPositions=True, getVelocities=True)
+
+
+def measure_drift(system, state, box, integrator, steps=2000, report=10, temperature=300 * unit.kelvin):
+    """Run ``steps`` steps of the NVE ``integrator`` from ``state``; fit the total energy linearly.
+
+    Returns (drift in kT per ns per degree of freedom, rms of the residual in kJ/mol, n_dof).
+    """
+    timestep = integrator.getStepSize()
+    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("CPU"))
     context.setPeriodicBoxVectors(*box)
     context.setPositions(state.getPositions())
     context.setVelocities(state.getVelocities())

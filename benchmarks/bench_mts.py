@@ -1,0 +1,439 @@
+"""Multiple-time-step ML/MM: stability and speed against single-step dynamics, in one process.
+
+A drug-like ligand (default ibuprofen, neutral, from SMILES; GAFF2/AM1-BCC as its MM
+description, ANI-2x as ML) in a TIP3P box with PME, mechanically embedded with
+``mts_ready=True``.  After a shared Langevin equilibration:
+
+stability
+    Langevin dynamics at 300 K, single step at the inner step (``LangevinMiddleIntegrator``,
+    two replicas with different seeds: their difference is the statistical noise floor) and
+    BAOAB-RESPA with outer steps of 2 and 4 inner steps.  From frames every ``--frame-fs``:
+    the ligand's rotatable-bond torsions (histograms, 36 bins, Jensen-Shannon divergence in
+    bits against replica 1) and its ML potential energy E_ML(ligand) (mean, std, two-sample
+    Kolmogorov-Smirnov statistic), and the ligand's kinetic temperature (MTS heating shows
+    there first).  Frames are correlated, so KS p-values would be meaningless; compare with
+    the replica-vs-replica values instead.
+nve
+    Velocity-Verlet RESPA (``MTSIntegrator``) from the equilibrated state, PME tolerance 1e-5,
+    for outer 1, 2 and 4 fs at ``--nve-inner-fs``, plus single-step velocity Verlet at the inner
+    step: total-energy drift (kT/ns/dof, linear fit) and fluctuation.
+speed
+    Wall and CPU time per simulated ps, single step at the inner step (plain ML/MM System) vs
+    MTS with 2, 4 and 8 substeps (outer step = N inner steps), interleaved rounds, median; the
+    fraction of ML evaluations saved (counted, with a TorchScript force in the slow group that
+    counts its own calls) against the real speed-up, and the speed-up Amdahl's law predicts from
+    the measured cost of one fast-group and one slow-group force evaluation.
+
+Example (the README's numbers)::
+
+    nice python benchmarks/bench_mts.py --out bench_mts.json
+
+Small settings to check the script: ``--stability-ps 0.2 --nve-ps 0.1 --speed-ps 0.05 --rounds 1``.
+"""
+import argparse
+import json
+import os
+import platform as platform_module
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch  # noqa: F401  (before openmm's TorchForce plugin)
+import numpy as np
+import openmm
+from openmm import unit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from openmm_hybrid import ml_force  # noqa: E402
+from openmm_hybrid.builder import build_system  # noqa: E402
+from openmm_hybrid.hybrid import create_hybrid_system  # noqa: E402
+from openmm_hybrid.integrators import create_mts_langevin_integrator, create_mts_verlet_integrator  # noqa: E402
+from openmm_hybrid.ligand import load_ligand  # noqa: E402
+from openmm_hybrid.simulate import degrees_of_freedom  # noqa: E402
+
+IBUPROFEN = "CC(C)Cc1ccc(cc1)C(C)C(=O)O"
+KB = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin)
+COUNTER_NAME = "EvaluationCounter"
+
+
+def log(message):
+    print(f"[bench_mts {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# ---- set-up ----------------------------------------------------------------------------------------------
+
+def rotatable_torsions(mol):
+    """One dihedral (4 atom indices) per rotatable bond, preferring heavy end atoms."""
+    from rdkit import Chem
+    pattern = Chem.MolFromSmarts("[!$([NH])&!$([NH2])&!$(C(F)(F)F)&!D1&!$(*#*)]-&!@[!D1&!$(*#*)]")
+    torsions = []
+    for b, c in mol.GetSubstructMatches(pattern):
+        ends = []
+        for centre, other in ((b, c), (c, b)):
+            neighbours = [n for n in mol.GetAtomWithIdx(centre).GetNeighbors() if n.GetIdx() != other]
+            neighbours.sort(key=lambda n: (n.GetAtomicNum() == 1, n.GetIdx()))
+            ends.append(neighbours[0].GetIdx())
+        torsions.append((ends[0], b, c, ends[1]))
+    return torsions
+
+
+def dihedrals(xyz, torsions):
+    """Dihedral angles (degrees) of frames ``xyz`` (F, N, 3) for the given index quadruples."""
+    out = []
+    for a, b, c, d in torsions:
+        b0, b1, b2 = xyz[:, a] - xyz[:, b], xyz[:, c] - xyz[:, b], xyz[:, d] - xyz[:, c]
+        b1n = b1 / np.linalg.norm(b1, axis=1, keepdims=True)
+        v = b0 - np.sum(b0 * b1n, axis=1, keepdims=True) * b1n
+        w = b2 - np.sum(b2 * b1n, axis=1, keepdims=True) * b1n
+        x = np.sum(v * w, axis=1)
+        y = np.sum(np.cross(b1n, v) * w, axis=1)
+        out.append(np.degrees(np.arctan2(y, x)))
+    return np.array(out).T  # (F, n_torsions)
+
+
+def js_divergence(a, b, bins=36):
+    """Jensen-Shannon divergence (bits) between two samples of angles in degrees."""
+    edges = np.linspace(-180, 180, bins + 1)
+    p = np.histogram(a, edges)[0] + 1e-12
+    q = np.histogram(b, edges)[0] + 1e-12
+    p, q = p / p.sum(), q / q.sum()
+    m = 0.5 * (p + q)
+    return float(0.5 * np.sum(p * np.log2(p / m)) + 0.5 * np.sum(q * np.log2(q / m)))
+
+
+def ks_statistic(a, b):
+    """Two-sample Kolmogorov-Smirnov statistic (largest gap between the empirical CDFs)."""
+    grid = np.sort(np.concatenate([a, b]))
+    cdf_a = np.searchsorted(np.sort(a), grid, side="right") / len(a)
+    cdf_b = np.searchsorted(np.sort(b), grid, side="right") / len(b)
+    return float(np.max(np.abs(cdf_a - cdf_b)))
+
+
+class EvaluationCounter(torch.nn.Module):
+    """Zero-force energy term whose energy is the number of times it has been evaluated."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("calls", torch.zeros((), dtype=torch.float64))
+
+    def forward(self, positions: torch.Tensor, boxvectors: torch.Tensor) -> torch.Tensor:
+        self.calls.add_(1.0)
+        return self.calls.clone() + 0.0 * positions.sum()
+
+
+def tighten_pme(system, tolerance=1e-5):
+    for force in system.getForces():
+        if isinstance(force, openmm.NonbondedForce):
+            force.setEwaldErrorTolerance(tolerance)
+    return system
+
+
+def make_context(system, integrator, platform, state=None, box=None, positions=None):
+    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform))
+    if state is not None:
+        context.setState(state)
+    else:
+        context.setPeriodicBoxVectors(*box)
+        context.setPositions(positions)
+    return context
+
+
+# ---- parts -----------------------------------------------------------------------------------------------
+
+def stability(args, built, plain, mts, state, ligand, torsions, ml_module):
+    inner = args.inner_fs
+    runs = [("single step, seed 1", None, 1), ("single step, seed 2", None, 2),
+            (f"MTS outer {2 * inner:g} fs (2 x {inner:g} fs)", 2, 1),
+            (f"MTS outer {4 * inner:g} fs (4 x {inner:g} fs)", 4, 1)]
+    results = {}
+    masses = np.array([built.system.getParticleMass(i).value_in_unit(unit.dalton) for i in ligand])
+    for label, substeps, seed in runs:
+        if substeps is None:
+            system = plain.system
+            integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, args.friction / unit.picosecond,
+                                                         inner * unit.femtosecond)
+            integrator.setRandomNumberSeed(seed)
+            outer = inner
+        else:
+            system = mts.system
+            outer = inner * substeps
+            integrator = create_mts_langevin_integrator(outer, substeps, mts.force_groups, 300,
+                                                        args.friction, system=system, seed=seed)
+        context = make_context(system, integrator, args.platform, state)
+        context.setVelocitiesToTemperature(300 * unit.kelvin, seed)
+        stride = max(1, int(round(args.frame_fs / outer)))
+        n_frames = int(round(args.stability_ps * 1000 / (stride * outer)))
+        frames, temperatures, potentials = [], [], []
+        t0, c0 = time.perf_counter(), time.process_time()
+        for i in range(n_frames):
+            integrator.step(stride)
+            s = context.getState(getPositions=True, getVelocities=True, getEnergy=True, enforcePeriodicBox=False)
+            xyz = s.getPositions(asNumpy=True).value_in_unit(unit.nanometer)[ligand]
+            v = s.getVelocities(asNumpy=True).value_in_unit(unit.nanometer / unit.picosecond)[ligand]
+            frames.append(xyz)
+            temperatures.append(float(np.sum(masses[:, None] * v * v) / (3 * len(ligand) * KB)))
+            potentials.append(s.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole))
+            if not np.isfinite(potentials[-1]):
+                raise RuntimeError(f"{label}: energy not finite after {(i + 1) * stride} steps")
+            if (i + 1) % max(1, n_frames // 5) == 0:
+                log(f"stability, {label}: {i + 1}/{n_frames} frames, T_lig {np.mean(temperatures):.1f} K")
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        frames = np.array(frames)
+        with torch.no_grad():
+            e_ml = np.array([float(ml_module(torch.tensor(x, dtype=torch.float64))) for x in frames])
+        results[label] = {"outer_fs": outer, "substeps": substeps or 1, "seed": seed, "frames": len(frames),
+                          "wall_s": wall, "cpu_s": cpu, "torsions_deg": dihedrals(frames, torsions),
+                          "e_ml": e_ml, "ligand_temperature_k": float(np.mean(temperatures)),
+                          "total_potential_mean": float(np.mean(potentials))}
+        del context
+    reference = results[runs[0][0]]
+    summary = {}
+    for label, r in results.items():
+        entry = {k: r[k] for k in ("outer_fs", "substeps", "seed", "frames", "wall_s", "cpu_s",
+                                   "ligand_temperature_k", "total_potential_mean")}
+        entry["e_ml_mean"] = float(np.mean(r["e_ml"]))
+        entry["e_ml_std"] = float(np.std(r["e_ml"]))
+        if r is not reference:
+            entry["e_ml_ks_vs_seed1"] = ks_statistic(r["e_ml"], reference["e_ml"])
+            js = [js_divergence(r["torsions_deg"][:, k], reference["torsions_deg"][:, k])
+                  for k in range(len(torsions))]
+            entry["torsion_js_bits_vs_seed1"] = js
+            entry["torsion_js_bits_mean"] = float(np.mean(js))
+        summary[label] = entry
+    return summary
+
+
+def nve(args, built, mts_nve, state):
+    inner = args.nve_inner_fs
+    settings = [("velocity Verlet", inner, 1)] + [("RESPA", outer, int(round(outer / inner)))
+                                                  for outer in (1.0, 2.0, 4.0) if outer > inner]
+    n_dof = degrees_of_freedom(mts_nve.system)
+    results = []
+    for name, outer, substeps in settings:
+        integrator = create_mts_verlet_integrator(outer, substeps, mts_nve.force_groups, system=mts_nve.system,
+                                                  constraint_tolerance=1e-8)
+        context = make_context(mts_nve.system, integrator, args.platform, state)
+        steps = int(round(args.nve_ps * 1000 / outer))
+        report = max(1, steps // 200)
+        times, energies = [], []
+        for i in range(steps // report + 1):
+            s = context.getState(getEnergy=True)
+            times.append(i * report * outer * 1e-6)  # ns
+            energies.append((s.getPotentialEnergy() + s.getKineticEnergy()).value_in_unit(unit.kilojoule_per_mole))
+            if i < steps // report:
+                integrator.step(report)
+        times, energies = np.array(times), np.array(energies)
+        fit = np.polyfit(times, energies, 1)
+        drift = fit[0] / n_dof / (KB * 300)
+        rms = float(np.std(energies - np.polyval(fit, times)))
+        results.append({"integrator": name, "outer_fs": outer, "substeps": substeps, "inner_fs": outer / substeps,
+                        "ps": args.nve_ps, "drift_kT_per_ns_per_dof": float(drift), "fluctuation_kjmol": rms,
+                        "n_dof": n_dof})
+        log(f"NVE {name} outer {outer:g} fs x {substeps}: drift {drift:+.4f} kT/ns/dof, rms {rms:.3f} kJ/mol")
+        del context
+    return results
+
+
+def speed(args, built, plain, mts, state):
+    inner = args.inner_fs
+    schemes = [("single step", None)] + [(f"MTS {n} substeps", n) for n in (2, 4, 8)]
+    contexts = {}
+    for label, n in schemes:
+        if n is None:
+            integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, args.friction / unit.picosecond,
+                                                         inner * unit.femtosecond)
+            contexts[label] = (make_context(plain.system, integrator, args.platform, state), integrator, inner)
+        else:
+            integrator = create_mts_langevin_integrator(n * inner, n, mts.force_groups, 300, args.friction,
+                                                        system=mts.system)
+            contexts[label] = (make_context(mts.system, integrator, args.platform, state), integrator, n * inner)
+    for context, integrator, _ in contexts.values():
+        integrator.step(3)  # warm-up (TorchScript profiling runs, neighbour lists)
+    wall = {label: [] for label in contexts}
+    cpu = {label: [] for label in contexts}
+    for r in range(args.rounds):
+        for label, (context, integrator, outer) in contexts.items():
+            steps = max(1, int(round(args.speed_ps * 1000 / outer)))
+            t0, c0 = time.perf_counter(), time.process_time()
+            integrator.step(steps)
+            context.getState(getPositions=True)  # wait for the platform to finish
+            ps = steps * outer / 1000
+            wall[label].append((time.perf_counter() - t0) / ps)
+            cpu[label].append((time.process_time() - c0) / ps)
+        log(f"speed round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.1f} s/ps" for k, v in wall.items()))
+    # cost of one force evaluation of each group, on the MTS context
+    context = contexts["MTS 2 substeps"][0]
+    fast, slow = set(mts.force_groups["fast"]), {mts.force_groups["slow"]}
+    costs = {}
+    for name, groups in (("fast", fast), ("slow", slow), ("all", fast | slow)):
+        context.getState(getForces=True, groups=groups)
+        samples = []
+        for _ in range(max(5, args.rounds * 3)):
+            t0 = time.perf_counter()
+            context.getState(getForces=True, groups=groups)
+            samples.append(time.perf_counter() - t0)
+        costs[name] = statistics.median(samples) * 1000
+    single = statistics.median(wall["single step"])
+    result = {"rounds": args.rounds, "ps_per_round": args.speed_ps, "inner_fs": inner,
+              "force_evaluation_ms": costs, "schemes": {}}
+    for label, (_, _, outer) in contexts.items():
+        n = int(round(outer / inner))
+        t = statistics.median(wall[label])
+        predicted = (costs["fast"] + costs["slow"]) / (costs["fast"] + costs["slow"] / n)
+        result["schemes"][label] = {
+            "outer_fs": outer, "substeps": n, "wall_s_per_ps": t, "cpu_s_per_ps": statistics.median(cpu[label]),
+            "speedup_wall": single / t, "ml_evaluations_saved": 1 - 1 / n,
+            "amdahl_predicted_speedup": predicted}
+    result["ml_evaluations_counted"] = count_evaluations(args, mts, state)
+    return result
+
+
+def count_evaluations(args, mts, state):
+    """Slow-group evaluations per outer step, counted by a TorchScript force in the slow group
+    whose energy is its own number of calls (the rest of the slow group's energy is taken off
+    with a Context of the System without the counter at the same positions)."""
+    slow = mts.force_groups["slow"]
+    reference = make_context(mts.system, openmm.VerletIntegrator(0.001), args.platform, state)
+    ml_force.MODULE_FORCE_NAMES.add(COUNTER_NAME)
+    force = ml_force.create_module_force(torch.jit.script(EvaluationCounter()), periodic=True, force_group=slow,
+                                         name=COUNTER_NAME)
+    index = mts.system.addForce(force)
+    counts = {}
+
+    def calls(context):
+        s = context.getState(getEnergy=True, getPositions=True, groups={slow})
+        reference.setPositions(s.getPositions())
+        rest = reference.getState(getEnergy=True, groups={slow}).getPotentialEnergy()
+        return (s.getPotentialEnergy() - rest).value_in_unit(unit.kilojoule_per_mole)
+
+    try:
+        for n in (1, 2, 4, 8):
+            integrator = create_mts_langevin_integrator(n * args.inner_fs, n, mts.force_groups, 300, args.friction,
+                                                        system=mts.system)
+            context = make_context(mts.system, integrator, args.platform, state)
+            steps = 20
+            before = calls(context)
+            integrator.step(steps)
+            after = calls(context)
+            counts[n] = (after - before - 1) / steps  # the second read evaluates the counter once more
+            del context
+    finally:
+        mts.system.removeForce(index)
+    return {f"{n} substeps": {"slow_evaluations_per_outer_step": round(c, 3)} for n, c in counts.items()}
+
+
+# ---- main ------------------------------------------------------------------------------------------------
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--smiles", default=IBUPROFEN, help="ligand (default: ibuprofen, neutral)")
+    parser.add_argument("--padding", type=float, default=1.0, help="water padding, nm")
+    parser.add_argument("--hmr", type=float, default=None, help="hydrogen mass (amu) for repartitioning")
+    parser.add_argument("--platform", default="CPU")
+    parser.add_argument("--inner-fs", type=float, default=1.0, help="inner (and single-step) time step, fs")
+    parser.add_argument("--friction", type=float, default=1.0, help="Langevin friction, 1/ps")
+    parser.add_argument("--equilibration-ps", type=float, default=2.0)
+    parser.add_argument("--stability-ps", type=float, default=10.0, help="length of each Langevin run, ps")
+    parser.add_argument("--frame-fs", type=float, default=20.0, help="frame interval, fs")
+    parser.add_argument("--nve-ps", type=float, default=1.0)
+    parser.add_argument("--nve-inner-fs", type=float, default=0.5)
+    parser.add_argument("--speed-ps", type=float, default=0.2, help="simulated ps per timing round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--parts", default="stability,nve,speed")
+    parser.add_argument("--out", default=None, help="write the results as JSON")
+    args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
+
+    t_start, c_start = time.perf_counter(), time.process_time()
+    ligand_mol = load_ligand(args.smiles)
+    built = build_system(ligand=ligand_mol, solvent="explicit", padding=args.padding * unit.nanometer,
+                         hydrogen_mass=args.hmr)
+    box = built.topology.getPeriodicBoxVectors()
+    plain = create_hybrid_system(built.topology, built.system, "resname LIG")
+    mts = create_hybrid_system(built.topology, built.system, "resname LIG", mts_ready=True)
+    ligand = list(plain.ml_atoms)
+    assert ligand == list(range(ligand_mol.n_atoms))  # ligand first, in RDKit order
+    torsions = rotatable_torsions(ligand_mol.mol)
+    ml_module = ml_force.create_region_module(plain.model, range(len(ligand)),
+                                              [a.GetAtomicNum() for a in ligand_mol.mol.GetAtoms()],
+                                              total_charge=0.0, periodic=False)
+    log(f"{built.system.getNumParticles()} atoms, ligand {len(ligand)} atoms, {len(torsions)} rotatable torsions, "
+        f"platform {args.platform}, load {os.getloadavg()}")
+
+    # shared equilibration (single-step Langevin at the inner step)
+    integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, 5 / unit.picosecond, args.inner_fs * unit.femtosecond)
+    integrator.setRandomNumberSeed(7)
+    context = make_context(plain.system, integrator, args.platform, box=box, positions=built.positions)
+    openmm.LocalEnergyMinimizer.minimize(context, 10.0, 300)
+    context.setVelocitiesToTemperature(300 * unit.kelvin, 7)
+    integrator.step(int(round(args.equilibration_ps * 1000 / args.inner_fs)))
+    state = context.getState(getPositions=True, getVelocities=True, enforcePeriodicBox=False)
+    del context
+    log("equilibrated")
+
+    results = {"settings": {**vars(args), "atoms": built.system.getNumParticles(), "ligand_atoms": len(ligand),
+                            "torsions": [list(map(int, t)) for t in torsions], "platform_version":
+                            openmm.Platform.getOpenMMVersion(), "machine": platform_module.processor() or
+                            platform_module.machine(), "cpu_count": os.cpu_count(),
+                            "load_average_start": os.getloadavg()}}
+    if "stability" in parts:
+        results["stability"] = stability(args, built, plain, mts, state, ligand, torsions, ml_module)
+    if "nve" in parts:
+        mts_nve = create_hybrid_system(built.topology, built.system, "resname LIG", mts_ready=True)
+        tighten_pme(mts_nve.system)
+        results["nve"] = nve(args, built, mts_nve, state)
+    if "speed" in parts:
+        results["speed"] = speed(args, built, plain, mts, state)
+    results["settings"]["load_average_end"] = os.getloadavg()
+    results["settings"]["total_wall_s"] = time.perf_counter() - t_start
+    results["settings"]["total_cpu_s"] = time.process_time() - c_start
+    report(results)
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2, default=float) + "\n")
+    return results
+
+
+def report(results):
+    s = results["settings"]
+    print(f"\n{s['atoms']} atoms ({s['ligand_atoms']}-atom ligand {s['smiles']}), platform {s['platform']}, "
+          f"inner step {s['inner_fs']} fs, load average {s['load_average_start'][0]:.1f} -> "
+          f"{s['load_average_end'][0]:.1f}, total {s['total_wall_s']:.0f} s wall / {s['total_cpu_s']:.0f} s CPU")
+    if "stability" in results:
+        print(f"\nStability: Langevin 300 K, friction {s['friction']}/ps, {s['stability_ps']} ps per run, "
+              f"frames every {s['frame_fs']} fs")
+        print("| run | frames | ligand T (K) | E_ML mean (kJ/mol) | E_ML std | KS(E_ML) vs seed 1 | "
+              "torsion JS vs seed 1 (bits, mean) |")
+        print("| --- | --- | --- | --- | --- | --- | --- |")
+        for label, r in results["stability"].items():
+            print(f"| {label} | {r['frames']} | {r['ligand_temperature_k']:.1f} | {r['e_ml_mean']:.1f} | "
+                  f"{r['e_ml_std']:.1f} | {r.get('e_ml_ks_vs_seed1', float('nan')):.3f} | "
+                  f"{r.get('torsion_js_bits_mean', float('nan')):.4f} |")
+    if "nve" in results:
+        print(f"\nNVE (PME tolerance 1e-5, {s['nve_ps']} ps each)")
+        print("| integrator | outer (fs) | substeps | inner (fs) | drift (kT/ns/dof) | fluctuation (kJ/mol) |")
+        print("| --- | --- | --- | --- | --- | --- |")
+        for r in results["nve"]:
+            print(f"| {r['integrator']} | {r['outer_fs']:g} | {r['substeps']} | {r['inner_fs']:g} | "
+                  f"{r['drift_kT_per_ns_per_dof']:+.4f} | {r['fluctuation_kjmol']:.3f} |")
+    if "speed" in results:
+        sp = results["speed"]
+        c = sp["force_evaluation_ms"]
+        print(f"\nSpeed ({sp['rounds']} interleaved rounds of {sp['ps_per_round']} ps, median); one force evaluation: "
+              f"fast groups {c['fast']:.1f} ms, slow group {c['slow']:.1f} ms, all {c['all']:.1f} ms")
+        print("| scheme | outer (fs) | wall s/ps | CPU s/ps | speed-up | ML evaluations saved | "
+              "slow evaluations per outer step (counted) | Amdahl prediction |")
+        print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+        counted = sp.get("ml_evaluations_counted", {})
+        for label, r in sp["schemes"].items():
+            n = r["substeps"]
+            count = counted.get(f"{n} substeps", {}).get("slow_evaluations_per_outer_step", float("nan")) \
+                if label != "single step" else float("nan")
+            print(f"| {label} | {r['outer_fs']:g} | {r['wall_s_per_ps']:.2f} | {r['cpu_s_per_ps']:.2f} | "
+                  f"{r['speedup_wall']:.2f} | {100 * r['ml_evaluations_saved']:.0f}% | {count:.2f} | "
+                  f"{r['amdahl_predicted_speedup']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,362 @@
+"""Multiple-time-step ML/MM: the fast/slow split is exact, and the RESPA integrators are what they say.
+
+- The MTS-ready System's energy and forces equal the plain ML/MM System's to round-off
+  (PME and no cutoff), its fast groups equal the all-MM System, its slow group holds only
+  region-internal terms (zero forces on the environment, invariant to moving the region rigidly,
+  forces = -dE/dx), also with ``lambda_interpolate``.
+- With one substep, velocity-Verlet RESPA is velocity Verlet (OpenMM's VerletIntegrator, and the
+  CustomIntegrator recipe with constraints) and BAOAB-RESPA is single-step BAOAB (OpenMM's
+  LangevinMiddleIntegrator, and a BAOAB CustomIntegrator with constraints), compared without noise.
+- NVE drift of velocity-Verlet RESPA on p-xylene in water for outer steps of 1, 2 and 4 fs.
+"""
+import csv
+import json
+
+import numpy as np
+import openmm
+import pytest
+from openmm import unit
+
+from conftest import compute, requires_ani
+from openmm_hybrid.errors import HybridError
+from openmm_hybrid.hybrid import create_hybrid_system
+from openmm_hybrid.integrators import create_mts_langevin_integrator, create_mts_verlet_integrator
+from openmm_hybrid.mts import mts_force_groups
+
+pytestmark = requires_ani
+
+LAMBDA = "lambda_interpolate"
+
+
+def _groups(hybrid):
+    return set(hybrid.force_groups["fast"]), {hybrid.force_groups["slow"]}
+
+
+@pytest.fixture(scope="module")
+def periodic(pxylene_water):
+    built = pxylene_water
+    plain = create_hybrid_system(built.topology, built.system, "resname LIG", precision="double")
+    mts = create_hybrid_system(built.topology, built.system, "resname LIG", precision="double", mts_ready=True)
+    return built, plain, mts
+
+
+@pytest.fixture(scope="module")
+def non_periodic(complex_vacuum):
+    built = complex_vacuum
+    plain = create_hybrid_system(built.topology, built.system, "resname LIG", precision="double")
+    mts = create_hybrid_system(built.topology, built.system, "resname LIG", precision="double", mts_ready=True)
+    return built, plain, mts
+
+
+@pytest.fixture(scope="module")
+def ligand_vacuum(example_dir):
+    """p-xylene alone, no cutoff, no constraints (velocity Verlet and leapfrog agree exactly)."""
+    from openmm_hybrid.builder import build_system
+    built = build_system(ligand=str(example_dir / "p-xylene.sdf"), solvent="vacuum")
+    assert built.system.getNumConstraints() == 0
+    mts = create_hybrid_system(built.topology, built.system, "resname LIG", precision="double", mts_ready=True)
+    return built, mts
+
+
+@pytest.mark.parametrize("case", ["periodic", "non_periodic"])
+def test_mts_ready_energy_and_forces_equal_plain_hybrid(case, request):
+    built, plain, mts = request.getfixturevalue(case)
+    box = built.topology.getPeriodicBoxVectors() if case == "periodic" else None
+    assert mts.force_groups == {"ml": 1, "mm": [0], "fast": [0], "slow": 1}
+    meta = mts.metadata()
+    assert meta["mts_ready"] is True and "slow group" in meta["mts_scheme"]
+    assert plain.metadata()["mts_ready"] is False
+    fast, slow = _groups(mts)
+    e_plain, f_plain = compute(plain.system, built.positions, "Reference", box)
+    e_mts, f_mts = compute(mts.system, built.positions, "Reference", box)
+    assert abs(e_plain) > 1e5  # the ML term is in there
+    assert e_mts == pytest.approx(e_plain, abs=1e-4)
+    assert np.abs(f_mts - f_plain).max() < 1e-6
+    # fast groups = the all-MM Hamiltonian, region's own MM terms included
+    e_mm, f_mm = compute(built.system, built.positions, "Reference", box)
+    e_fast, f_fast = compute(mts.system, built.positions, "Reference", box, groups=fast)
+    assert e_fast == pytest.approx(e_mm, abs=1e-4)
+    assert np.abs(f_fast - f_mm).max() < 1e-4
+    # slow group = the correction, which needs the negated region-internal MM terms to be right
+    e_slow, f_slow = compute(mts.system, built.positions, "Reference", box, groups=slow)
+    e_ml, _ = compute(plain.system, built.positions, "Reference", box, groups={1})
+    assert e_slow == pytest.approx(e_plain - e_mm, abs=1e-4)
+    assert abs(e_slow - e_ml) > 1.0  # E_MM,internal(region) is not negligible
+    # mechanical embedding: the correction acts inside the region only
+    environment = np.setdiff1d(np.arange(built.system.getNumParticles()), mts.ml_atoms)
+    assert np.abs(f_slow[environment]).max() == 0.0
+
+
+def test_slow_group_is_internal_to_the_region(non_periodic):
+    """Slow group energy is invariant to a rigid motion of the region alone, its forces rotate
+    with it, and they are -dE/dx (finite differences, double precision)."""
+    built, _, mts = non_periodic
+    slow = {mts.force_groups["slow"]}
+    xyz = np.array(built.positions.value_in_unit(unit.nanometer))
+    ligand = mts.ml_atoms
+    e0, f0 = compute(mts.system, xyz * unit.nanometer, "Reference", groups=slow)
+    rotation = np.linalg.qr(np.random.default_rng(3).normal(size=(3, 3)))[0]
+    moved = xyz.copy()
+    centre = xyz[ligand].mean(axis=0)
+    moved[ligand] = (xyz[ligand] - centre) @ rotation.T + centre + np.array([0.05, -0.03, 0.02])
+    e1, f1 = compute(mts.system, moved * unit.nanometer, "Reference", groups=slow)
+    e_total0, _ = compute(mts.system, xyz * unit.nanometer, "Reference")
+    e_total1, _ = compute(mts.system, moved * unit.nanometer, "Reference")
+    assert abs(e_total1 - e_total0) > 1.0  # the move changes the region-environment energy ...
+    assert e1 == pytest.approx(e0, abs=1e-5)  # ... but not the slow group
+    assert np.abs(f1[ligand] - f0[ligand] @ rotation.T).max() < 1e-5
+    h = 1e-5
+    for atom, k in [(ligand[0], 0), (ligand[7], 1), (ligand[15], 2)]:
+        energies = []
+        for sign in (1, -1):
+            shifted = xyz.copy()
+            shifted[atom, k] += sign * h
+            energies.append(compute(mts.system, shifted * unit.nanometer, "Reference", groups=slow)[0])
+        fd = -(energies[0] - energies[1]) / (2 * h)
+        assert f0[atom, k] == pytest.approx(fd, abs=0.02 + 1e-4 * abs(fd)), (atom, k)
+
+
+def _energy_and_derivative(system, positions, box, lam, groups=-1):
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+    context.setPeriodicBoxVectors(*box)
+    context.setPositions(positions)
+    context.setParameter(LAMBDA, lam)
+    state = context.getState(getEnergy=True, getForces=True, getParameterDerivatives=True, groups=groups)
+    derivative = state.getEnergyParameterDerivatives()[LAMBDA] if groups == -1 else None
+    return (state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole),
+            state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer), derivative)
+
+
+def test_mts_ready_with_lambda_interpolate(periodic):
+    """E(lambda) = E_MM + lambda (E_ML - E_MM,internal): same energy, forces and dE/dlambda as the
+    plain interpolating System at every lambda; the fast groups stay the MM Hamiltonian."""
+    built, _, _ = periodic
+    box = built.topology.getPeriodicBoxVectors()
+    plain = create_hybrid_system(built.topology, built.system, "resname LIG", precision="double", interpolate=True)
+    mts = create_hybrid_system(built.topology, built.system, "resname LIG", precision="double", interpolate=True,
+                               mts_ready=True)
+    assert not any(f.getName().startswith("MMRegionInterpolation") for f in mts.system.getForces())
+    e_mm, f_mm = compute(built.system, built.positions, "Reference", box)
+    fast, _ = _groups(mts)
+    for lam in (0.0, 0.35, 1.0):
+        e_p, f_p, d_p = _energy_and_derivative(plain.system, built.positions, box, lam)
+        e_m, f_m, d_m = _energy_and_derivative(mts.system, built.positions, box, lam)
+        assert e_m == pytest.approx(e_p, abs=1e-4), lam
+        assert np.abs(f_m - f_p).max() < 1e-6, lam
+        assert d_m == pytest.approx(d_p, abs=1e-4), lam
+        e_fast, f_fast, _ = _energy_and_derivative(mts.system, built.positions, box, lam, groups=fast)
+        assert e_fast == pytest.approx(e_mm, abs=1e-4), lam
+        assert np.abs(f_fast - f_mm).max() < 1e-4, lam
+    assert e_m != pytest.approx(e_mm, abs=1.0)  # lambda = 1 is not the MM end state
+
+
+def test_mts_ready_system_xml_round_trip(periodic, tmp_path):
+    from openmm_hybrid.serialization import load_system, save_system
+    built, _, mts = periodic
+    box = built.topology.getPeriodicBoxVectors()
+    save_system(mts.system, tmp_path / "system.xml")
+    reloaded = load_system(tmp_path / "system.xml")
+    for groups in (-1, {0}, {1}):
+        e0, _ = compute(mts.system, built.positions, "Reference", box, groups=groups)
+        e1, _ = compute(reloaded, built.positions, "Reference", box, groups=groups)
+        assert e1 == pytest.approx(e0, abs=1e-6)
+
+
+# ---- integrators with one substep ------------------------------------------------------------------------
+
+def _run(system, integrator, positions, velocities, steps, box=None):
+    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("Reference"))
+    if box is not None:
+        context.setPeriodicBoxVectors(*box)
+    context.setPositions(positions)
+    context.setVelocities(velocities)
+    integrator.step(steps)
+    state = context.getState(getPositions=True, getVelocities=True)
+    return (state.getPositions(asNumpy=True).value_in_unit(unit.nanometer),
+            state.getVelocities(asNumpy=True).value_in_unit(unit.nanometer / unit.picosecond))
+
+
+def _initial_velocities(system, temperature=300, seed=5):
+    masses = np.array([system.getParticleMass(i).value_in_unit(unit.dalton) for i in range(system.getNumParticles())])
+    sigma = np.sqrt(unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin) * temperature
+                    / masses)
+    return np.random.default_rng(seed).normal(size=(len(masses), 3)) * sigma[:, None]
+
+
+def test_respa_with_one_substep_is_the_single_step_integrator(ligand_vacuum):
+    """Unconstrained, one substep: velocity-Verlet RESPA positions = OpenMM's leapfrog
+    VerletIntegrator, and BAOAB-RESPA at T = 0 (friction, no noise) = OpenMM's
+    LangevinMiddleIntegrator, both started half a kick back, v(-dt/2) = v(0) - dt/2 F(0)/m."""
+    built, mts = ligand_vacuum
+    dt, steps = 0.001, 25  # ps
+    v0 = _initial_velocities(mts.system)
+    _, forces = compute(mts.system, built.positions, "Reference")
+    masses = np.array([mts.system.getParticleMass(i).value_in_unit(unit.dalton)
+                       for i in range(mts.system.getNumParticles())])
+    v_half_back = v0 - 0.5 * dt * forces / masses[:, None]
+    x_respa, v_respa = _run(mts.system, create_mts_verlet_integrator(dt * unit.picosecond, 1, mts.force_groups,
+                                                                     system=mts.system),
+                            built.positions, v0, steps)
+    x_leap, v_leap = _run(mts.system, openmm.VerletIntegrator(dt), built.positions, v_half_back, steps)
+    displacement = np.abs(x_respa - np.array(built.positions.value_in_unit(unit.nanometer))).max()
+    assert displacement > 1e-3  # the molecule moved
+    assert np.abs(x_respa - x_leap).max() < 1e-9
+    # leapfrog velocities lag half a step: v_leap = v(t - dt/2)
+    _, forces_end = compute(mts.system, x_respa * unit.nanometer, "Reference")
+    assert np.abs(v_leap + 0.5 * dt * forces_end / masses[:, None] - v_respa).max() < 1e-6
+
+    friction = 20.0  # 1/ps, strong enough to matter in 25 fs
+    x_baoab, _ = _run(mts.system, create_mts_langevin_integrator(dt * unit.picosecond, 1, mts.force_groups, 0.0,
+                                                                 friction, system=mts.system),
+                      built.positions, v0, steps)
+    x_middle, _ = _run(mts.system, openmm.LangevinMiddleIntegrator(0.0, friction, dt), built.positions,
+                       v_half_back, steps)
+    assert np.abs(x_baoab - x_middle).max() < 1e-9
+    assert np.abs(x_baoab - x_respa).max() > 1e-5  # the friction acted
+
+
+def test_respa_with_one_substep_matches_single_step_with_constraints(periodic):
+    """Rigid water (SETTLE), one substep: velocity-Verlet RESPA = the single-step velocity-Verlet
+    CustomIntegrator, and BAOAB-RESPA = single-step BAOAB, compared without noise (T = 0): on
+    OpenMM's Reference/CPU platforms the Gaussian stream of a CustomIntegrator depends on how many
+    force evaluations a step makes (measured: same seed, different numbers once the kick is split
+    into two force groups), so with noise the trajectories cannot be compared number by number.
+    The noise amplitude is checked through the integrator's variables instead."""
+    from test_nve import velocity_verlet
+    built, _, mts = periodic
+    box = built.topology.getPeriodicBoxVectors()
+    system = mts.system
+    assert system.getNumConstraints() > 0
+    dt, steps = 1.0 * unit.femtosecond, 8
+    v0 = _initial_velocities(system)
+    # constrained starting velocities
+    start = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+    start.setPeriodicBoxVectors(*box)
+    start.setPositions(built.positions)
+    start.setVelocities(v0)
+    start.applyVelocityConstraints(1e-10)
+    v0 = start.getState(getVelocities=True).getVelocities(asNumpy=True)
+    del start
+
+    x_ref, v_ref = _run(system, velocity_verlet(dt), built.positions, v0, steps, box)
+    respa = create_mts_verlet_integrator(dt, 1, mts.force_groups, system=system, constraint_tolerance=1e-8)
+    x_mts, v_mts = _run(system, respa, built.positions, v0, steps, box)
+    assert np.abs(x_mts - x_ref).max() < 1e-7
+    assert np.abs(v_mts - v_ref).max() < 1e-4
+
+    friction = 20.0 / unit.picosecond
+    a = np.exp(-friction.value_in_unit(unit.picosecond ** -1) * dt.value_in_unit(unit.picosecond))
+    baoab = openmm.CustomIntegrator(dt)
+    baoab.addGlobalVariable("a", a)
+    baoab.addPerDofVariable("x1", 0)
+    baoab.addUpdateContextState()
+    baoab.addComputePerDof("v", "v+0.5*dt*f/m")
+    baoab.addComputePerDof("x", "x+0.5*dt*v")
+    baoab.addComputePerDof("v", "a*v")
+    baoab.addComputePerDof("x", "x+0.5*dt*v")
+    baoab.addComputePerDof("x1", "x")
+    baoab.addConstrainPositions()
+    baoab.addComputePerDof("v", "v+(x-x1)/dt")
+    baoab.addConstrainVelocities()
+    baoab.addComputePerDof("v", "v+0.5*dt*f/m")
+    baoab.addConstrainVelocities()
+    baoab.setConstraintTolerance(1e-8)
+    x_ref, v_ref = _run(system, baoab, built.positions, v0, steps, box)
+    langevin = create_mts_langevin_integrator(dt, 1, mts.force_groups, 0.0, friction, system=system,
+                                              constraint_tolerance=1e-8)
+    x_mts, v_mts = _run(system, langevin, built.positions, v0, steps, box)
+    assert np.abs(x_mts - x_ref).max() < 1e-7
+    assert np.abs(v_mts - v_ref).max() < 1e-4
+    # noise: the O step every inner step h = dt/n: a = exp(-gamma h), b = sqrt(1 - a^2), kT = R T
+    for n in (1, 4):
+        integrator = create_mts_langevin_integrator(4.0, n, mts.force_groups, 300.0, 2.0)
+        a_n = np.exp(-2.0 * 0.004 / n)
+        assert integrator.getGlobalVariableByName("a") == pytest.approx(a_n, rel=1e-12)
+        assert integrator.getGlobalVariableByName("b") == pytest.approx(np.sqrt(1 - a_n ** 2), rel=1e-12)
+        assert integrator.getGlobalVariableByName("kT") == pytest.approx(
+            300.0 * unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin), rel=1e-12)
+
+
+# ---- refusals ---------------------------------------------------------------------------------------------
+
+def test_mts_refusals(ligand_vacuum):
+    from openmm_hybrid.builder import build_system
+    built = build_system(ligand="CCO", solvent="vacuum", constrain_ligand=True)
+    with pytest.raises(HybridError, match=r"constrains 6 bond\(s\) inside the ML region.*fast \(inner\) force"):
+        create_hybrid_system(built.topology, built.system, "resname LIG", mts_ready=True)
+    with pytest.raises(HybridError, match="not embedded for multiple-time-step integration.*--mts-ready"):
+        mts_force_groups({"force_groups": {"ml": 1, "mm": [0]}, "mts_ready": False})
+    assert mts_force_groups({"force_groups": {"ml": 1, "mm": [0], "fast": [0], "slow": 1}, "mts_ready": True}) \
+        == {"fast": [0], "slow": 1}
+    _, mts = ligand_vacuum
+    groups = mts.force_groups
+    with pytest.raises(HybridError, match="substeps must be at least 1"):
+        create_mts_verlet_integrator(2.0, 0, groups)
+    with pytest.raises(HybridError, match="cannot be both fast and slow"):
+        create_mts_verlet_integrator(2.0, 2, {"fast": [0, 1], "slow": 1})
+    with pytest.raises(HybridError, match="the ML force 'MLPotential' is in group 1, not in the slow group 2"):
+        create_mts_langevin_integrator(2.0, 2, {"fast": [0, 1], "slow": 2}, system=mts.system)
+    with pytest.raises(HybridError, match=r"is in group 0, which is neither fast \(\[2\]\) nor slow \(1\)"):
+        create_mts_verlet_integrator(2.0, 2, {"fast": [2], "slow": 1}, system=mts.system)
+
+
+# ---- energy conservation ----------------------------------------------------------------------------------
+
+# |drift| bound in kT/ns/dof for 0.5 ps of velocity-Verlet RESPA (PME tolerance 1e-5); see the
+# measured values printed by the test and the README (single-step velocity Verlet at 0.5 fs: ~0.03).
+MTS_DRIFT_BOUND_KT = 0.5
+
+
+@pytest.fixture(scope="module")
+def equilibrated_mts(pxylene_water):
+    from test_nve import equilibrate, tighten_pme
+    built = pxylene_water
+    mts = create_hybrid_system(built.topology, built.system, "resname LIG", mts_ready=True)
+    system = tighten_pme(mts.system)
+    box = built.topology.getPeriodicBoxVectors()
+    return system, mts.force_groups, equilibrate(system, built.positions, box), box
+
+
+@pytest.mark.parametrize("outer_fs, substeps", [(1.0, 2), (2.0, 4), (4.0, 4)])
+def test_nve_drift_verlet_respa(equilibrated_mts, outer_fs, substeps, record_property):
+    from test_nve import measure_drift
+    system, groups, state, box = equilibrated_mts
+    integrator = create_mts_verlet_integrator(outer_fs, substeps, groups, system=system, constraint_tolerance=1e-8)
+    steps = int(round(500 / outer_fs))  # 0.5 ps
+    drift, rms, n_dof = measure_drift(system, state, box, integrator, steps=steps, report=max(1, steps // 100))
+    record_property("nve_drift_kT_per_ns_per_dof", drift)
+    print(f"\nRESPA NVE outer {outer_fs} fs x {substeps} (inner {outer_fs / substeps} fs), 0.5 ps, {n_dof} dof: "
+          f"drift {drift:+.4f} kT/ns/dof, fluctuation {rms:.3f} kJ/mol")
+    assert abs(drift) < MTS_DRIFT_BOUND_KT
+    assert rms < 2.0
+
+
+# ---- command line -----------------------------------------------------------------------------------------
+
+def test_cli_embed_mts_ready_and_run_mts(tmp_path, example_dir, capsys):
+    from openmm_hybrid.cli import main
+    build, embed, plain, run = (tmp_path / name for name in ("build", "embed", "plain", "run"))
+    assert main(["--quiet", "build", "--ligand", str(example_dir / "p-xylene.sdf"), "--padding", "0.8",
+                 "--out", str(build)]) == 0
+    assert main(["--quiet", "embed", "--input", str(build), "--mts-ready", "--out", str(embed)]) == 0
+    info = json.loads((embed / "embed.json").read_text())
+    assert info["mts_ready"] is True
+    assert info["force_groups"] == {"ml": 1, "mm": [0], "fast": [0], "slow": 1}
+    assert main(["--quiet", "run", "--input", str(embed), "--mts", "4", "--timestep", "2", "--steps", "6",
+                 "--report-interval", "3", "--minimize-iterations", "10", "--platform", "CPU",
+                 "--out", str(run)]) == 0
+    summary = json.loads((run / "run.json").read_text())
+    assert summary["integrator"] == "MTSLangevinIntegrator (BAOAB-RESPA)"
+    assert summary["scheme"] == "multiple time step (RESPA)"
+    assert (summary["outer_timestep_fs"], summary["inner_timestep_fs"], summary["substeps"]) == (2.0, 0.5, 4)
+    assert summary["force_groups"] == {"fast": [0], "slow": 1}
+    rows = list(csv.DictReader(open(run / "log.csv")))
+    assert [int(r["step"]) for r in rows] == [0, 3, 6]
+    assert [float(r["time_ps"]) for r in rows] == pytest.approx([0.0, 0.006, 0.012])
+    assert all(np.isfinite(float(r["slow_kjmol"])) for r in rows)  # E_ML - E_MM,internal(region)
+
+    assert main(["--quiet", "embed", "--input", str(build), "--out", str(plain)]) == 0
+    capsys.readouterr()
+    assert main(["--quiet", "run", "--input", str(plain), "--mts", "2", "--steps", "2", "--out",
+                 str(tmp_path / "refused")]) == 2
+    assert "embed it with 'openmm-hybrid embed --mts-ready'" in capsys.readouterr().err
