@@ -185,7 +185,7 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
                                   "embed it with --mts-ready (create_hybrid_system(..., mts_ready=True))")
         integrator = create_mts_langevin_integrator(timestep, mts_substeps, force_groups, temperature, friction,
                                                     system=system, seed=seed)
-        scheme = describe_mts("MTSLangevinIntegrator (BAOAB-RESPA)", timestep, mts_substeps, force_groups)
+        scheme = describe_mts("RESPAIntegrator (BAOAB-RESPA Langevin)", timestep, mts_substeps, force_groups)
     else:
         integrator = openmm.LangevinMiddleIntegrator(temperature, friction, timestep)
         integrator.setRandomNumberSeed(seed)

@@ -48,15 +48,28 @@ def nve_drift(system, positions, box, steps=2000, timestep=0.5 * unit.femtosecon
 
 
 def equilibrate(system, positions, box, timestep=0.5 * unit.femtosecond, temperature=300 * unit.kelvin, seed=1,
-                steps=200):
-    """Minimise, set velocities and run ``steps`` Langevin steps; return the State (positions, velocities)."""
+                steps=200, minimize_system=None):
+    """Minimise, set velocities and run ``steps`` Langevin steps; return the State (positions, velocities).
+
+    ``minimize_system`` (e.g. the all-MM System) is minimised instead of ``system``: L-BFGS on the
+    ML/MM System needs several force evaluations per iteration (float32 ML energies make its line
+    search work hard), on the MM System they are cheap.
+    """
     platform = openmm.Platform.getPlatformByName("CPU")
+    if minimize_system is not None:
+        context = openmm.Context(minimize_system, openmm.VerletIntegrator(0.001), platform)
+        context.setPeriodicBoxVectors(*box)
+        context.setPositions(positions)
+        openmm.LocalEnergyMinimizer.minimize(context, 10.0, 200)
+        positions = context.getState(getPositions=True).getPositions()
+        del context
     langevin = openmm.LangevinMiddleIntegrator(temperature, 5 / unit.picosecond, timestep)
     langevin.setRandomNumberSeed(seed)
     context = openmm.Context(system, langevin, platform)
     context.setPeriodicBoxVectors(*box)
     context.setPositions(positions)
-    openmm.LocalEnergyMinimizer.minimize(context, 10.0, 200)
+    if minimize_system is None:
+        openmm.LocalEnergyMinimizer.minimize(context, 10.0, 200)
     context.setVelocitiesToTemperature(temperature, seed)
     langevin.step(steps)
     return context.getState(getPositions=True, getVelocities=True)
