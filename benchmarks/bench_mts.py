@@ -6,17 +6,17 @@ description, ANI-2x as ML) in a TIP3P box with PME, mechanically embedded with
 
 stability
     Langevin dynamics at 300 K, single step at the inner step (``LangevinMiddleIntegrator``,
-    two replicas with different seeds: their difference is the statistical noise floor) and
-    BAOAB-RESPA with outer steps of 2 and 4 fs (``--stability-outer-fs``).  From frames every ``--frame-fs``:
+    two replicas with different seeds: their difference is the statistical noise floor), single
+    step at 2 fs (does one need MTS at all?) and BAOAB-RESPA with outer steps of 2, 3 and 4 fs.  From frames every ``--frame-fs``:
     the ligand's rotatable-bond torsions (histograms, 36 bins, Jensen-Shannon divergence in
     bits against replica 1) and its ML potential energy E_ML(ligand) (mean, std, two-sample
     Kolmogorov-Smirnov statistic), and the ligand's kinetic temperature (MTS heating shows
     there first).  Frames are correlated, so KS p-values would be meaningless; compare with
     the replica-vs-replica values instead.
 nve
-    Velocity-Verlet RESPA (``MTSIntegrator``) from the equilibrated state, PME tolerance 1e-5,
-    for outer 1, 2 and 4 fs at ``--nve-inner-fs``, plus single-step velocity Verlet at the inner
-    step: total-energy drift (kT/ns/dof, linear fit) and fluctuation.
+    Velocity-Verlet RESPA from the equilibrated state, PME tolerance 1e-5, for outer 1, 2, 3 and
+    4 fs at ``--nve-inner-fs``, plus single-step velocity Verlet at the inner step, 1 and 2 fs:
+    total-energy drift (kT/ns/dof, linear fit) and fluctuation; blow-ups are reported as such.
 speed
     Wall and CPU time per simulated ps, single step at the inner step (plain ML/MM System) vs
     MTS with 2, 4 and 8 substeps (outer step = N inner steps), interleaved rounds, median; the
@@ -150,18 +150,20 @@ def make_context(system, integrator, platform, state=None, box=None, positions=N
 def stability(args, built, plain, mts, state, ligand, torsions, ml_module):
     inner = args.inner_fs
     runs = [("single step, seed 1", None, 1), ("single step, seed 2", None, 2)]
+    runs += [(f"single step {dt:g} fs", -dt, 1) for dt in args.stability_single_fs]
     for outer in args.stability_outer_fs:
         n = int(round(outer / inner))
         runs.append((f"MTS outer {outer:g} fs ({n} x {inner:g} fs)", n, 1))
     results = {}
     masses = np.array([built.system.getParticleMass(i).value_in_unit(unit.dalton) for i in ligand])
     for label, substeps, seed in runs:
-        if substeps is None:
+        if substeps is None or substeps < 0:  # single step at the inner step, or at -substeps fs
             system = plain.system
+            outer = inner if substeps is None else -substeps
             integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, args.friction / unit.picosecond,
-                                                         inner * unit.femtosecond)
+                                                         outer * unit.femtosecond)
             integrator.setRandomNumberSeed(seed)
-            outer = inner
+            substeps = None
         else:
             system = mts.system
             outer = inner * substeps
@@ -223,8 +225,8 @@ def stability(args, built, plain, mts, state, ligand, torsions, ml_module):
 
 def nve(args, built, mts_nve, state):
     inner = args.nve_inner_fs
-    settings = [("velocity Verlet", inner, 1)] + [("RESPA", outer, int(round(outer / inner)))
-                                                  for outer in (1.0, 2.0, 4.0) if outer > inner]
+    settings = [("velocity Verlet", dt, 1) for dt in [inner] + [d for d in args.single_fs if d > inner]] + \
+        [("RESPA", outer, int(round(outer / inner))) for outer in args.nve_outer_fs if outer > inner]
     n_dof = degrees_of_freedom(mts_nve.system)
     results = []
     for name, outer, substeps in settings:
@@ -265,18 +267,20 @@ def nve(args, built, mts_nve, state):
 
 def speed(args, built, plain, mts, state):
     inner = args.inner_fs
-    schemes = [("single step", None)] + [(f"MTS {n} substeps", n) for n in (2, 4, 8)] + \
-        [("openmm.MTSLangevinIntegrator 4 substeps", -4)]
+    schemes = [("single step", "single", inner)] + \
+        [(f"single step {dt:g} fs", "single", dt) for dt in args.single_fs if dt > inner] + \
+        [(f"MTS {n} substeps", "mts", n) for n in (2, 4, 8)] + \
+        [("openmm.MTSLangevinIntegrator 4 substeps", "openmm", 4)]
     contexts = {}
-    for label, n in schemes:
-        if n is not None and n < 0:
-            integrator = openmm.MTSLangevinIntegrator(300, args.friction, -n * inner / 1000,
-                                                      [(mts.force_groups["slow"], 1), (mts.force_groups["fast"][0], -n)])
-            contexts[label] = (make_context(mts.system, integrator, args.platform, state), integrator, -n * inner)
-        elif n is None:
+    for label, kind, n in schemes:
+        if kind == "openmm":
+            integrator = openmm.MTSLangevinIntegrator(300, args.friction, n * inner / 1000,
+                                                      [(mts.force_groups["slow"], 1), (mts.force_groups["fast"][0], n)])
+            contexts[label] = (make_context(mts.system, integrator, args.platform, state), integrator, n * inner)
+        elif kind == "single":
             integrator = openmm.LangevinMiddleIntegrator(300 * unit.kelvin, args.friction / unit.picosecond,
-                                                         inner * unit.femtosecond)
-            contexts[label] = (make_context(plain.system, integrator, args.platform, state), integrator, inner)
+                                                         n * unit.femtosecond)
+            contexts[label] = (make_context(plain.system, integrator, args.platform, state), integrator, n)
         else:
             integrator = create_mts_langevin_integrator(n * inner, n, mts.force_groups, 300, args.friction,
                                                         system=mts.system)
@@ -285,16 +289,25 @@ def speed(args, built, plain, mts, state):
         integrator.step(10)  # warm-up (TorchScript profiling and optimisation runs, neighbour lists)
     wall = {label: [] for label in contexts}
     cpu = {label: [] for label in contexts}
+    unstable = set()
     for r in range(args.rounds):
         for label, (context, integrator, outer) in contexts.items():
+            if label in unstable:
+                continue
             steps = max(1, int(round(args.speed_ps * 1000 / outer)))
             t0, c0 = time.perf_counter(), time.process_time()
-            integrator.step(steps)
-            context.getState(getPositions=True)  # wait for the platform to finish
+            try:
+                integrator.step(steps)
+                context.getState(getPositions=True)  # wait for the platform to finish
+            except openmm.OpenMMException:
+                log(f"speed, {label}: blew up")
+                unstable.add(label)
+                continue
             ps = steps * outer / 1000
             wall[label].append((time.perf_counter() - t0) / ps)
             cpu[label].append((time.process_time() - c0) / ps)
-        log(f"speed round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.1f} s/ps" for k, v in wall.items()))
+        log(f"speed round {r + 1}/{args.rounds}: " + ", ".join(f"{k} {v[-1]:.1f} s/ps" for k, v in wall.items()
+                                                                 if v))
     # cost of one force evaluation of each group, on the MTS context
     context = contexts["MTS 2 substeps"][0]
     fast, slow = set(mts.force_groups["fast"]), {mts.force_groups["slow"]}
@@ -312,14 +325,20 @@ def speed(args, built, plain, mts, state):
               "force_evaluation_ms": costs, "schemes": {}}
     for label, (_, _, outer) in contexts.items():
         n = int(round(outer / inner))
+        if label in unstable:
+            result["schemes"][label] = {"outer_fs": outer, "substeps": n, "unstable": True}
+            continue
         t = statistics.median(wall[label])
         # single step: one evaluation of everything per inner step; MTS: n fast (OpenMM's own:
         # n + 1) and one slow evaluation per n inner steps
         fast_per_inner = (n + 1) / n if label.startswith("openmm.") else 1.0
-        predicted = costs["all"] / (fast_per_inner * costs["fast"] + costs["slow"] / n)
+        if label.startswith("single"):  # every force every step, n inner steps' worth at a time
+            predicted = float(n)
+        else:
+            predicted = costs["all"] / (fast_per_inner * costs["fast"] + costs["slow"] / n)
         result["schemes"][label] = {
             "outer_fs": outer, "substeps": n, "wall_s_per_ps": t, "cpu_s_per_ps": statistics.median(cpu[label]),
-            "speedup_wall": single / t, "ml_evaluations_saved": 1 - 1 / n,
+            "speedup_wall": single / t, "ml_evaluations_saved": 1 - 1 / n,  # vs the single step at inner
             "amdahl_predicted_speedup": predicted}
     result["evaluations_counted"] = count_evaluations(args, mts, state)
     return result
@@ -370,6 +389,10 @@ def count_evaluations(args, mts, state):
     return counts
 
 
+def floats(text):
+    return [float(x) for x in text.split(",") if x]
+
+
 # ---- main ------------------------------------------------------------------------------------------------
 
 def main(argv=None):
@@ -380,13 +403,19 @@ def main(argv=None):
                         help="hydrogen mass (amu) for repartitioning, ligand included (default 3; 0: none)")
     parser.add_argument("--platform", default="CPU")
     parser.add_argument("--inner-fs", type=float, default=0.5, help="inner (and single-step) time step, fs")
-    parser.add_argument("--stability-outer-fs", type=lambda text: [float(x) for x in text.split(",")],
-                        default=[2.0, 4.0], help="outer steps of the MTS stability runs, fs (default 2,4)")
+    parser.add_argument("--stability-outer-fs", type=floats, default=[2.0, 3.0, 4.0],
+                        help="outer steps of the MTS stability runs, fs")
     parser.add_argument("--friction", type=float, default=1.0, help="Langevin friction, 1/ps")
     parser.add_argument("--equilibration-ps", type=float, default=2.0)
     parser.add_argument("--stability-ps", type=float, default=10.0, help="length of each Langevin run, ps")
     parser.add_argument("--frame-fs", type=float, default=20.0, help="frame interval, fs")
     parser.add_argument("--nve-ps", type=float, default=1.0)
+    parser.add_argument("--nve-outer-fs", type=floats, default=[1.0, 2.0, 3.0, 4.0],
+                        help="outer steps of the NVE RESPA runs, fs")
+    parser.add_argument("--single-fs", type=floats, default=[1.0, 2.0],
+                        help="single-step time steps besides the inner step for the NVE and speed comparisons, fs")
+    parser.add_argument("--stability-single-fs", type=floats, default=[2.0],
+                        help="single-step Langevin runs at these steps in the stability comparison, fs")
     parser.add_argument("--nve-inner-fs", type=float, default=0.5)
     parser.add_argument("--speed-ps", type=float, default=0.2, help="simulated ps per timing round")
     parser.add_argument("--rounds", type=int, default=3)
@@ -490,6 +519,9 @@ def report(results):
               "Amdahl prediction |")
         print("| --- | --- | --- | --- | --- | --- | --- |")
         for label, r in sp["schemes"].items():
+            if r.get("unstable"):
+                print(f"| {label} | {r['outer_fs']:g} | unstable (NaN) | | | | |")
+                continue
             print(f"| {label} | {r['outer_fs']:g} | {r['wall_s_per_ps']:.2f} | {r['cpu_s_per_ps']:.2f} | "
                   f"{r['speedup_wall']:.2f} | {100 * r['ml_evaluations_saved']:.0f}% | "
                   f"{r['amdahl_predicted_speedup']:.2f} |")

@@ -131,7 +131,7 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
                    box_vectors=None, seed: int = 0, parameters: Optional[dict] = None,
                    mts_substeps: Optional[int] = None, force_groups: Optional[dict] = None) -> dict:
     """Minimise, then run Langevin dynamics (``LangevinMiddleIntegrator``, or BAOAB-RESPA
-    ``MTSLangevinIntegrator`` with ``mts_substeps``).
+    (:func:`openmm_hybrid.integrators.create_mts_langevin_integrator`) with ``mts_substeps``).
 
     Writes into ``out_dir``: ``trajectory.dcd``, ``log.csv`` (see :class:`HybridLogReporter`),
     ``final_state.xml``, ``final.pdb`` and ``run.json`` (settings and speed).
