@@ -484,9 +484,10 @@ class HybridForceField(app.ForceField):
                 known = ", ".join(f"{l.name} ({l.resname})" for l in self.ligand_generator.molecules) \
                     if self.ligand_generator is not None else "none"
                 raise ParameterizationError(
-                    f"{exc}\nThis residue is not in the force-field files and matches none of the ligands "
-                    f"given to HybridForceField (ligands: {known}); add its molecule (SDF/MOL2 file, SMILES "
-                    f"or RDKit molecule with the same hydrogens) to ligands=[...]") from exc
+                    f"a residue has no template: it is not in the force-field files and matches none of the "
+                    f"ligands given to HybridForceField (ligands: {known}); add its molecule (SDF/MOL2 file, "
+                    f"SMILES or RDKit molecule, with the hydrogens of the structure) to ligands=[...].\n"
+                    f"OpenMM: {exc}") from exc
             raise
 
 
