@@ -350,8 +350,10 @@ class MLMMEmbeddingGenerator:
         hybrid.system = system
         if isinstance(self.region, str):
             hybrid.region_spec = self.region
-        elif self.residues is not None:
-            hybrid.region_spec = "resname " + " ".join(self.residues)
+        elif self.region is None:  # residue names, as an MDTraj selection (recorded in metadata())
+            atoms = list(topology.atoms())
+            names = sorted({atoms[i].residue.name for i in state["atoms"]})
+            hybrid.region_spec = " or ".join(f"resname {name}" for name in names)
         self.hybrid = hybrid
 
 
@@ -433,7 +435,9 @@ class HybridForceField(app.ForceField):
         from .template_generator import LigandTemplateGenerator
 
         super().__init__(*files)
-        ligands = list(ligands) if not isinstance(ligands, (str, os.PathLike)) else [ligands]
+        if isinstance(ligands, (str, os.PathLike)) or not hasattr(ligands, "__iter__"):
+            ligands = [ligands]  # one molecule given on its own
+        ligands = list(ligands)
         self.ligand_generator = None
         if ligands:
             self.ligand_generator = LigandTemplateGenerator(ligands, forcefield=ligand_forcefield,

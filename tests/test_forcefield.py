@@ -98,7 +98,8 @@ def test_three_routes_same_forces_groups_constraints(three_routes):
         assert table == reference, name
     ml_atoms = cli.info["ml_atoms"]
     assert len(ml_atoms) == 18 and three_routes["hybrid_ff"].hybrid.ml_atoms == ml_atoms
-    assert three_routes["hybrid_ff"].hybrid.metadata()["force_groups"] == cli.info["force_groups"]
+    metadata = three_routes["hybrid_ff"].hybrid.metadata()  # what embed.json records, region included
+    assert metadata == {key: cli.info[key] for key in metadata} and metadata["region"] == "resname LIG"
     constraints = {name: constraint_set(s) for name, s in systems.items()}
     assert constraints["HybridForceField"] == constraints["CLI build+embed"] == constraints["ForceField + XML"]
     assert len(constraints["HybridForceField"]) > 1000  # protein X-H bonds / rigid waters are constrained ...
@@ -140,7 +141,7 @@ def test_embedding_runs_after_implicit_solvent_script(tmp_path):
     model_path = tmp_path / "chain.pt"
     torch.jit.save(torch.jit.script(HarmonicChain()), str(model_path))
     top, pos = load_ligand(PXYLENE).to_openmm()
-    xml = f'<ForceField><MLMMEmbedding model="{model_path}" residues="LIG"/></ForceField>'
+    xml = f'<ForceField><MLMMEmbedding model="{model_path}" region="resname LIG"/></ForceField>'
     plain = app.ForceField("amber14-all.xml", StringIO(xml), "implicit/obc2.xml")
     plain.registerTemplateGenerator(LigandTemplateGenerator([PXYLENE]).generator)
     plain_system = plain.createSystem(top)
