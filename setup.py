@@ -22,6 +22,7 @@ setup(
     long_description=open("README.md").read(),
     long_description_content_type="text/markdown",
     packages=find_packages(include=["openmm_hybrid", "openmm_hybrid.*"]),
+    py_modules=["openmm_hybrid_forcefield_dir"],
     package_data={"openmm_hybrid": ["data/*", "data/openmm-hybrid/*.xml"]},
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
@@ -32,7 +33,7 @@ setup(
     entry_points={
         "console_scripts": ["openmm-hybrid = openmm_hybrid.cli:main"],
         # lets ForceField("openmm-hybrid/ani2x.xml") find the shipped ML/MM force-field files
-        "openmm.forcefielddir": ["openmm-hybrid = openmm_hybrid.forcefield:data_directory"],
+        "openmm.forcefielddir": ["openmm-hybrid = openmm_hybrid_forcefield_dir:data_directory"],
         "openmmml.potentials": [
             "hybrid-ani2x = openmm_hybrid.openmmml_plugin:HybridPotentialImplFactory",
             "hybrid-torchscript = openmm_hybrid.openmmml_plugin:HybridPotentialImplFactory",

@@ -77,7 +77,8 @@ _SCRIPT = ("import openmm_hybrid.forcefield as _openmm_hybrid_forcefield\n"
 
 
 def data_directory() -> str:
-    """Directory holding openmm-hybrid's force-field files (``openmm.forcefielddir`` entry point)."""
+    """Directory holding openmm-hybrid's force-field files (what the ``openmm.forcefielddir`` entry point,
+    :mod:`openmm_hybrid_forcefield_dir`, gives OpenMM without importing this package)."""
     return str(Path(__file__).resolve().parent / "data")
 
 
