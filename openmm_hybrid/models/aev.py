@@ -204,19 +204,25 @@ class ANIAEV(torch.nn.Module):
 
     def forward(self, coordinates: torch.Tensor) -> torch.Tensor:
         n = self.num_atoms
-        x = coordinates
-        diff = x.index_select(0, self.pair_j) - x.index_select(0, self.pair_i)  # (P, 3)
-        dist = torch.linalg.vector_norm(diff, dim=1)  # (P,)
+        # component-major (3, P) layout: reductions over the 3 components are then
+        # elementwise operations on rows, far faster than reducing a trailing size-3 axis
+        x = coordinates.t()
+        diff = x.index_select(1, self.pair_j) - x.index_select(1, self.pair_i)  # (3, P)
+        dist = torch.linalg.vector_norm(diff, dim=0)  # (P,)
 
+        # Terms are built feature-major, (features, pairs or triples): the broadcasts'
+        # backward passes then reduce over leading axes, which vectorizes (reducing a
+        # trailing axis of 4 or 8 is several times slower on CPU).
         # radial: 0.25 exp(-eta (r - ShfR)^2) f_c(r), zero beyond the cutoff
         fc_radial = torch.where(dist <= self.radial_cutoff,
                                 0.125 * torch.cos(dist * (math.pi / self.radial_cutoff)) + 0.125,
                                 torch.zeros_like(dist))  # 0.25 f_c
-        radial_terms = torch.exp(-self.radial_eta * (dist.unsqueeze(1) - self.radial_shifts) ** 2)
-        radial_terms = radial_terms * fc_radial.unsqueeze(1)
-        radial = x.new_zeros((n * self.num_slots, radial_terms.shape[1]))
-        radial = radial.index_add(0, self.radial_index_i, radial_terms)
-        radial = radial.index_add(0, self.radial_index_j, radial_terms)
+        radial_terms = torch.exp(-self.radial_eta.view(1, 1) * (dist - self.radial_shifts.view(-1, 1)) ** 2)
+        radial_terms = radial_terms * fc_radial  # (16, P)
+        radial = dist.new_zeros((radial_terms.shape[0], n * self.num_slots))
+        radial = radial.index_add(1, self.radial_index_i, radial_terms)
+        radial = radial.index_add(1, self.radial_index_j, radial_terms)
+        radial = radial.view(-1, n, self.num_slots).permute(1, 2, 0).reshape(n, -1)
 
         # angular: triples (centre, entry e1, entry e2) of neighbours inside the angular cutoff
         inside = dist <= self.angular_cutoff
@@ -246,15 +252,16 @@ class ANIAEV(torch.nn.Module):
         target = centre.index_select(0, e1) * self.num_slot_pairs + slot_pair
         r1 = dist.index_select(0, p1)
         r2 = dist.index_select(0, p2)
-        dot = (diff.index_select(0, p1) * diff.index_select(0, p2)).sum(1) * sign
+        dot = (diff.index_select(1, p1) * diff.index_select(1, p2)).sum(0) * sign
         cos95 = 0.95 * dot / torch.clamp(r1 * r2, min=1e-10)
         sin95 = torch.sqrt(1.0 - cos95 * cos95)
-        angle = (0.5 + cos95.unsqueeze(1) * self.half_cos_sections
-                 + sin95.unsqueeze(1) * self.half_sin_sections) ** self.angular_zeta  # (T, 4)
+        angle = (0.5 + cos95 * self.half_cos_sections.view(-1, 1)
+                 + sin95 * self.half_sin_sections.view(-1, 1)) ** self.angular_zeta  # (4, T)
         fc_pair = 2.0 * fc_angular.index_select(0, p1) * fc_angular.index_select(0, p2)
         mean_r = 0.5 * (r1 + r2)
-        shell = torch.exp(-self.angular_eta * (mean_r.unsqueeze(1) - self.angular_shifts) ** 2)
-        shell = shell * fc_pair.unsqueeze(1)  # (T, 8)
-        terms = (shell.unsqueeze(2) * angle.unsqueeze(1)).reshape(-1, 32)  # feature 4a + b
-        angular = x.new_zeros((n * self.num_slot_pairs, 32)).index_add(0, target, terms)
-        return torch.cat([radial.reshape(n, -1), angular.reshape(n, -1)], dim=1)
+        shell = torch.exp(-self.angular_eta.view(1, 1) * (mean_r - self.angular_shifts.view(-1, 1)) ** 2)
+        shell = shell * fc_pair  # (8, T)
+        terms = (shell.unsqueeze(1) * angle.unsqueeze(0)).reshape(32, -1)  # feature 4a + b
+        angular = dist.new_zeros((32, n * self.num_slot_pairs)).index_add(1, target, terms)
+        angular = angular.view(32, n, self.num_slot_pairs).permute(1, 2, 0).reshape(n, -1)
+        return torch.cat([radial, angular], dim=1)
