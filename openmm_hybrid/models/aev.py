@@ -161,7 +161,7 @@ class ANIAEV(torch.nn.Module):
         pairs = torch.triu_indices(n, n, 1) if n > 1 else torch.zeros((2, 0), dtype=torch.int64)
         self.register_buffer("pair_i", pairs[0].clone())
         self.register_buffer("pair_j", pairs[1].clone())
-        # radial scatter targets: row i, slot of j (and row j, slot of i) in the (n * slots, 16) block
+        # radial scatter targets: column (atom i, slot of j) and (atom j, slot of i) of the (16, n * slots) sums
         self.register_buffer("radial_index_i", pairs[0] * num_slots + slot_of_atom[pairs[1]])
         self.register_buffer("radial_index_j", pairs[1] * num_slots + slot_of_atom[pairs[0]])
 
