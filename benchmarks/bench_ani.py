@@ -97,7 +97,7 @@ def main(argv=None):
         energies = {}
         for key, module in routes.items():
             for _ in range(5):  # TorchScript profiling runs, allocator warm-up
-                energies[key] = float(energy_and_forces(module, zt, x, q)[0])
+                energies[key] = float(energy_and_forces(module, zt, x, q)[0].detach())
         wall = {key: [] for key in routes}
         cpu = {key: [] for key in routes}
         for _ in range(args.rounds):
