@@ -12,12 +12,14 @@ from openmm-ml's entry-point loading):
 """
 import importlib
 
-import torch  # noqa: F401  (must precede openmmtorch: it loads the CUDA runtime libraries TorchForce links to)
-import openmmtorch  # noqa: F401  (registers TorchForce with Python: deserialising a system.xml without it crashes)
+import torch  # noqa: F401  (first: it loads libtorch and the CUDA runtime libraries the plugin's kernels link to)
 
-from .ml_force import install_torch_force_copy
+from . import plugin as _plugin
 
-install_torch_force_copy()  # copy.deepcopy(TorchForce) would otherwise crash (openmm 8.6.1 + openmmtorch 1.5)
+# The compiled plugin (TorchModuleForce, its kernels and XML proxy): loaded now so that
+# openmm.XmlSerializer can read system.xml files holding the force.  A missing build is
+# reported when a force is created (openmm_hybrid.plugin.require), not here.
+_plugin.load()
 
 __version__ = "0.1.0"
 

@@ -11,7 +11,7 @@ from openmm import unit
 
 from ._util import progress
 from .errors import SimulationError
-from .ml_force import is_ml_force
+from .ml_force import default_platform, for_platform, is_ml_force
 
 CSV_COLUMNS = ["step", "time_ps", "potential_kjmol", "kinetic_kjmol", "total_kjmol", "ml_kjmol",
                "temperature_k", "speed_ns_per_day"]
@@ -139,7 +139,9 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
     friction : Quantity
         Langevin friction (1/ps).
     platform : str, optional
-        OpenMM platform name (default: fastest available).
+        OpenMM platform name (default: the fastest one registered).  On platforms without a
+        native kernel for the ML forces (CUDA, OpenCL) the System is converted with
+        :func:`openmm_hybrid.ml_force.for_platform` first.
     minimize : bool
         Energy-minimise first.
     minimize_iterations : int
@@ -162,10 +164,8 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
     report_interval = int(report_interval or max(1, steps // 20))
     integrator = openmm.LangevinMiddleIntegrator(temperature, friction, timestep)
     integrator.setRandomNumberSeed(seed)
-    if platform:
-        simulation = app.Simulation(topology, system, integrator, openmm.Platform.getPlatformByName(platform))
-    else:
-        simulation = app.Simulation(topology, system, integrator)
+    platform = openmm.Platform.getPlatformByName(platform) if platform else default_platform()
+    simulation = app.Simulation(topology, for_platform(system, platform), integrator, platform)
     platform_name = simulation.context.getPlatform().getName()
     if box_vectors is not None:
         simulation.context.setPeriodicBoxVectors(*box_vectors)
