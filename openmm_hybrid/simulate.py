@@ -78,7 +78,9 @@ def minimize_with_progress(simulation, max_iterations: int = 1000, chunk: int = 
     """L-BFGS minimisation in chunks of ``chunk`` iterations, showing progress after each.
 
     OpenMM's ``MinimizationReporter`` would be the natural hook, but a Python reporter makes
-    the minimiser hold the GIL, and TorchForce refuses to run autograd under it.  Stops when
+    the minimiser hold the GIL, and openmm-torch's TorchForce (used on GPU platforms, see
+    :func:`~openmm_hybrid.ml_force.for_platform`) refuses to run autograd under it (the
+    plugin's TorchModuleForce does not).  Stops when
     a chunk changes the energy by less than 0.01 kJ/mol or after ``max_iterations``
     (0: until converged).  Returns the final energy in kJ/mol.
     """

@@ -406,3 +406,24 @@ def test_ani_region_matches_torch_force_and_reloads_in_fresh_process(ani_single,
     e0, f0 = compute(hybrid.system, built.positions, "CPU")
     assert float(out.stdout.strip().splitlines()[-1]) == e0
     assert np.array_equal(np.load(tmp_path / "forces.npy"), f0)
+
+
+@requires_ani
+def test_openmm_ml_custom_cv_interpolation_matches_ours(pxylene_water, ani_double):
+    """openmm-ml's own interpolate=True route (its CustomCVForce holding our force, through the
+    registered hybrid-ani2x potential) gives openmm_hybrid.interpolation's energies at lambda
+    0, 0.5 and 1; only ours also reports dE/dlambda."""
+    from openmm_hybrid.embeddings.mechanical import hybrid_potential
+    from openmm_hybrid.hybrid import create_hybrid_system
+    built = pxylene_water
+    box = built.topology.getPeriodicBoxVectors()
+    ours = create_hybrid_system(built.topology, built.system, "resname LIG", model=ani_double, interpolate=True)
+    theirs = hybrid_potential(ani_double).createMixedSystem(built.topology, built.system, ours.ml_atoms,
+                                                           interpolate=True, embedding="mechanical")
+    assert any(isinstance(f, openmm.CustomCVForce) and is_ml_force(f) for f in theirs.getForces())
+    for lam in (0.0, 0.5, 1.0):
+        e_ours, d_ours = derivative(ours.system, built.positions, "lambda_interpolate", lam, "CPU", box)
+        e_theirs, _ = derivative(theirs, built.positions, "lambda_interpolate", lam, "CPU", box)
+        assert e_ours == pytest.approx(e_theirs, abs=1e-6)
+    e0, _ = derivative(ours.system, built.positions, "lambda_interpolate", 0.0, "CPU", box)
+    assert d_ours == pytest.approx(e_ours - e0, rel=1e-9)  # E is linear in lambda
