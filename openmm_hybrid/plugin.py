@@ -89,18 +89,18 @@ def require():
     return bindings
 
 
-def TorchModuleForce(module):
-    """Create a ``TorchModuleForce`` (see ``plugin/README.md``).
+def __getattr__(name):
+    """``openmm_hybrid.plugin.TorchModuleForce``: the plugin's Force class (SWIG), loaded on
+    first use; raises :class:`PluginError` if the plugin is not available.
 
-    Parameters
-    ----------
-    module : torch.jit.ScriptModule, bytes or path
-        The TorchScript energy module, its ``torch.jit.save`` bytes or the path of a saved
-        module.  It is called as ``forward(positions[, boxvectors][, parameters...])``
-        (positions in nm, float64, all particles; energy in kJ/mol), like openmm-torch's
-        ``TorchForce``.
+    ``TorchModuleForce(module)`` takes a ``torch.jit.ScriptModule``, its ``torch.jit.save``
+    bytes or the path of a saved module, called as ``forward(positions[, boxvectors][,
+    parameters...])`` (positions in nm, float64, all particles; energy in kJ/mol) like
+    openmm-torch's ``TorchForce``.  See ``plugin/README.md``.
     """
-    return require().TorchModuleForce(module)
+    if name == "TorchModuleForce":
+        return require().TorchModuleForce
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def is_torch_module_force(force) -> bool:

@@ -16,7 +16,7 @@ from openmm import unit
 
 from conftest import REPO, compute, requires_ani
 from openmm_hybrid import plugin
-from openmm_hybrid.errors import HybridError
+from openmm_hybrid.errors import HybridError, PluginError
 from openmm_hybrid.ml_force import (MODULE_FORCE_NAMES, create_module_force, for_platform, is_ml_force,
                                     to_torch_forces)
 from openmm_hybrid.serialization import load_system
@@ -217,6 +217,7 @@ def test_xml_round_trip_with_plain_xml_serializer():
     e1, f1 = compute(reloaded, xyz, "CPU", TRICLINIC, {"lambda_interpolate": 0.3})
     assert e1 == e0 and np.array_equal(f1, f0)
     force = plugin.as_torch_module_force(reloaded.getForce(1))
+    assert isinstance(force, plugin.TorchModuleForce)
     assert type(reloaded.getForce(1)) is openmm.Force and is_ml_force(reloaded.getForce(1))
     assert force.getName() in MODULE_FORCE_NAMES and force.getForceGroup() == 1
     assert force.usesPeriodicBoundaryConditions()
@@ -379,6 +380,16 @@ def test_refusals():
         force = plugin.TorchModuleForce(torch.jit.script(GaussianPairs(False, False)))
         force.addGlobalParameter("a", 1.0)
         force.addGlobalParameter("a", 2.0)
+
+
+def test_missing_build_is_reported(monkeypatch, tmp_path):
+    """Without the compiled libraries openmm_hybrid imports, and creating an ML force says how to build."""
+    monkeypatch.setattr(plugin, "_state", {"bindings": None, "error": None})
+    monkeypatch.setattr(plugin, "API_LIBRARY", tmp_path / "libOpenMMHybrid.so")
+    assert plugin.load() is None and not plugin.is_available()
+    assert not plugin.is_torch_module_force(openmm.HarmonicBondForce())
+    with pytest.raises(PluginError, match=r"not built \(.*libOpenMMHybrid.so is missing\).*build_plugin.py"):
+        our_force(GaussianPairs(False, False))
 
 
 def test_module_bytes_file_and_module_agree(tmp_path):
