@@ -1,8 +1,13 @@
 """openmm-hybrid: ML/MM embedding for OpenMM."""
-from setuptools import find_packages, setup
+import sys
+from pathlib import Path
+
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
 
 # Versions known to work together (see README).  torch 2.9.1 is the CUDA build
-# from PyPI that openmmtorch 1.5 links against; it also runs on the CPU.
+# from PyPI that openmmtorch 1.5 links against; it also runs on the CPU.  The compiled
+# plugin is built against exactly these torch and openmm (pyproject.toml's build requires).
 INSTALL_REQUIRES = [
     "torch==2.9.1",
     "openmm==8.6.1",
@@ -15,6 +20,29 @@ INSTALL_REQUIRES = [
     "numpy",
 ]
 
+
+class BuildPlugin(build_ext):
+    """Builds the compiled OpenMM plugin (plugin/build_plugin.py) into openmm_hybrid/_lib.
+
+    It compiles against the torch and openmm importable in the build environment, so install
+    them first and build without isolation (see README: install).  Editable and --inplace
+    builds write into the source tree, others into the build directory of the wheel.
+    """
+
+    def run(self):
+        sys.path.insert(0, str(Path(__file__).resolve().parent / "plugin"))
+        from build_plugin import BuildError, build
+        in_place = self.inplace or getattr(self, "editable_mode", False)
+        out = Path("openmm_hybrid/_lib") if in_place else Path(self.build_lib) / "openmm_hybrid" / "_lib"
+        try:
+            self._outputs = [str(p) for p in build(out, Path(self.build_temp) / "plugin")]
+        except BuildError as exc:
+            raise SystemExit(f"openmm-hybrid: building the compiled plugin failed: {exc}") from exc
+
+    def get_outputs(self):
+        return getattr(self, "_outputs", [])
+
+
 setup(
     name="openmm-hybrid",
     version="0.1.0",
@@ -24,6 +52,9 @@ setup(
     packages=find_packages(include=["openmm_hybrid", "openmm_hybrid.*"]),
     py_modules=["openmm_hybrid_forcefield_dir"],
     package_data={"openmm_hybrid": ["data/*", "data/openmm-hybrid/*.xml"]},
+    # one placeholder extension so that setuptools runs build_ext (BuildPlugin builds the plugin)
+    ext_modules=[Extension("openmm_hybrid._lib._openmmhybrid", sources=[])],
+    cmdclass={"build_ext": BuildPlugin},
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require={

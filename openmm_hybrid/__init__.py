@@ -14,8 +14,7 @@ from openmm-ml's entry-point loading):
 """
 import importlib
 
-import torch  # noqa: F401  (must precede openmmtorch: it loads the CUDA runtime libraries TorchForce links to)
-import openmmtorch  # noqa: F401  (registers TorchForce with Python: deserialising a system.xml without it crashes)
+import torch  # noqa: F401  (first: it loads libtorch and the CUDA runtime libraries the plugin's kernels link to)
 
 
 def _load_torch_kernels() -> None:
@@ -23,8 +22,9 @@ def _load_torch_kernels() -> None:
 
     ``import openmm`` loads every plugin library at once; openmm-torch's link to libraries that
     ``import torch`` loads (libtorch, libnvrtc), so in a script that imports openmm before
-    torch (any ordinary OpenMM script) they fail and a Context with a TorchForce then has no
-    kernels ("does not support all required kernels").  Retrying after torch is loaded works.
+    torch (any ordinary OpenMM script) they fail, and a Context with a TorchForce (which
+    openmm-hybrid uses on GPU platforms, see ``ml_force.for_platform``) then has no kernels
+    ("does not support all required kernels").  Retrying after torch is loaded works.
     """
     import re
     import openmm
@@ -39,9 +39,12 @@ def _load_torch_kernels() -> None:
 
 _load_torch_kernels()
 
-from .ml_force import install_torch_force_copy  # noqa: E402
+from . import plugin as _plugin  # noqa: E402
 
-install_torch_force_copy()  # copy.deepcopy(TorchForce) would otherwise crash (openmm 8.6.1 + openmmtorch 1.5)
+# The compiled plugin (TorchModuleForce, its kernels and XML proxy): loaded now so that
+# openmm.XmlSerializer can read system.xml files holding the force.  A missing build is
+# reported when a force is created (openmm_hybrid.plugin.require), not here.
+_plugin.load()
 
 from . import forcefield as _forcefield  # noqa: E402,F401  (registers the <MLMMEmbedding> force-field tag)
 

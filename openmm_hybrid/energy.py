@@ -4,7 +4,8 @@ from typing import Optional
 import openmm
 from openmm import unit
 
-from .ml_force import is_ml_force
+from . import plugin
+from .ml_force import for_platform, is_ml_force
 
 _BONDED = (openmm.HarmonicBondForce, openmm.HarmonicAngleForce, openmm.PeriodicTorsionForce,
            openmm.RBTorsionForce, openmm.CMAPTorsionForce, openmm.CustomBondForce,
@@ -31,11 +32,10 @@ def energy_decomposition(system: openmm.System, positions, box_vectors=None, pla
                          parameters: Optional[dict] = None) -> dict:
     """Potential energy of ``system`` and its components, in kJ/mol.
 
-    Each force is evaluated on its own (forces are given private force groups while the
-    Context exists and their groups are restored afterwards; the System is not copied,
-    since copying a System with a TorchForce crashes, see
-    :mod:`openmm_hybrid.serialization`), so the decomposition does not depend on the
-    force groups the System uses.
+    Each force is evaluated on its own (a copy of the System gives every force a private
+    force group), so the decomposition does not depend on the force groups the System uses.
+    On platforms without a native kernel for the ML forces the copy is converted with
+    :func:`openmm_hybrid.ml_force.for_platform`.
 
     Parameters
     ----------
@@ -58,32 +58,34 @@ def energy_decomposition(system: openmm.System, positions, box_vectors=None, pla
     forces = list(system.getForces())
     if len(forces) > 32:
         raise ValueError("energy decomposition supports at most 32 forces")
-    groups = [force.getForceGroup() for force in forces]
+    work = openmm.XmlSerializer.clone(system)
+    for index in range(work.getNumForces()):
+        work.getForce(index).setForceGroup(index)
+    platform = openmm.Platform.getPlatformByName(platform)
+    context = openmm.Context(for_platform(work, platform), openmm.VerletIntegrator(0.001), platform)
+    if box_vectors is not None:
+        context.setPeriodicBoxVectors(*box_vectors)
+    context.setPositions(positions)
+    for name, value in (parameters or {}).items():
+        context.setParameter(name, value)
     kjmol = unit.kilojoule_per_mole
+    result = {"total": context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(kjmol)}
     details = []
-    try:
-        for index, force in enumerate(forces):
-            force.setForceGroup(index)
-        context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName(platform))
-        if box_vectors is not None:
-            context.setPeriodicBoxVectors(*box_vectors)
-        context.setPositions(positions)
-        for name, value in (parameters or {}).items():
-            context.setParameter(name, value)
-        result = {"total": context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(kjmol)}
-        for index, force in enumerate(forces):
-            component = classify_force(force)
-            if component is None:
-                continue
-            energy = context.getState(getEnergy=True, groups={index}).getPotentialEnergy().value_in_unit(kjmol)
-            result[component] = result.get(component, 0.0) + energy
-            kind = "TorchForce" if component == "ml" and type(force) is openmm.Force else type(force).__name__
-            details.append({"name": force.getName(), "class": kind, "group": groups[index],
-                            "component": component, "energy": energy})
-        del context
-    finally:
-        # the Context reads force groups at every evaluation, so restore them only now
-        for force, group in zip(forces, groups):
-            force.setForceGroup(group)
+    for index, force in enumerate(forces):
+        component = classify_force(force)
+        if component is None:
+            continue
+        energy = context.getState(getEnergy=True, groups={index}).getPotentialEnergy().value_in_unit(kjmol)
+        result[component] = result.get(component, 0.0) + energy
+        details.append({"name": force.getName(), "class": _class_name(force), "group": force.getForceGroup(),
+                        "component": component, "energy": energy})
+    del context
     result["forces"] = details
     return result
+
+
+def _class_name(force) -> str:
+    """The C++ class of a force (forces read back from a System as ``openmm.Force`` included)."""
+    if plugin.is_torch_module_force(force):
+        return plugin.FORCE_TYPE
+    return type(force).__name__

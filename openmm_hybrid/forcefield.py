@@ -129,13 +129,11 @@ def _attribute_value(text: str):
 def _replace_system_contents(target, source) -> None:
     """Make ``target`` hold ``source``'s forces, constraints, masses and box (in place).
 
-    Forces are deep-copied (a force can belong to one System only); TorchForces are copied
-    without OpenMM's XML round trip (see :func:`openmm_hybrid.ml_force.install_torch_force_copy`).
+    Forces are deep-copied (a force can belong to one System only; OpenMM copies through its XML
+    serialization, which the compiled plugin's force supports).
     """
     import copy
-    from .ml_force import install_torch_force_copy
 
-    install_torch_force_copy()
     if target.getNumParticles() != source.getNumParticles():
         raise HybridError(f"the embedding changed the number of particles ({target.getNumParticles()} -> "
                           f"{source.getNumParticles()}); the ForceField route cannot apply it in place")

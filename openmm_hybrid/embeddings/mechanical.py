@@ -8,8 +8,8 @@ region, and keeps region-environment Coulomb and Lennard-Jones in MM with the
 ligand's force-field parameters.
 
 With ``interpolate=True`` the global parameter ``lambda_interpolate`` (0 = MM, 1 = ML/MM)
-is added by :mod:`openmm_hybrid.interpolation` rather than by openmm-ml (whose
-``CustomCVForce`` route cannot hold a TorchForce with the pinned stack).
+is added by :mod:`openmm_hybrid.interpolation` rather than by openmm-ml's ``CustomCVForce``
+route (same energies; see that module for why: dE/dlambda, and GPU platforms).
 
 The ML energy itself comes from openmm-hybrid's TorchScript force, reached through
 the ``hybrid-ani2x`` potential registered with openmm-ml.
