@@ -166,12 +166,15 @@ def make_parser():
 
 def main(argv=None):
     args = make_parser().parse_args(argv)
-    set_quiet(args.quiet)
+    # --quiet holds for this command only: main() is also called in-process (tests, scripts)
+    was_quiet = set_quiet(args.quiet)
     try:
         args.func(args)
     except (HybridError, SimulationError) as exc:
         print(f"openmm-hybrid {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        set_quiet(was_quiet)
     return 0
 
 
