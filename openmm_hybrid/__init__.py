@@ -6,6 +6,7 @@ from openmm-ml's entry-point loading):
 - :func:`build_system` / :class:`BuiltSystem` — protein + ligand -> solvated MM System
 - :func:`load_ligand` / :class:`Ligand`, :class:`LigandTemplateGenerator`
 - :func:`load_model` / :class:`MLModel` — ANI-2x or a TorchScript file
+- :class:`EMLEModel` — EMLE electrostatic-embedding model (static + induced energies)
 - :func:`create_hybrid_system` / :class:`HybridSystem` — MM System -> ML/MM System
 - :func:`energy_decomposition` — energies by component
 - :func:`run_simulation` — minimise + Langevin MD with logging
@@ -26,6 +27,8 @@ _EXPORTS = {
     "load_ligand": "ligand", "Ligand": "ligand",
     "LigandTemplateGenerator": "template_generator",
     "load_model": "models", "MLModel": "models", "register_model": "models",
+    "EMLEModel": "models.emle",
+    "register_with_openmmml": "openmmml_plugin",
     "create_hybrid_system": "hybrid", "HybridSystem": "hybrid",
     "select_region": "region", "check_region": "region",
     "energy_decomposition": "energy",

@@ -84,7 +84,8 @@ def _torch_force_from_node(node):
     for derivative in node.iterfind("ParameterDerivatives/Parameter"):
         force.addEnergyParameterDerivative(derivative.get("name"))
     from .ml_force import ML_FORCE_NAME
-    force.setName(ML_FORCE_NAME)
+    # TorchForce's XML does not store the force name; modules that are not the ML force say theirs
+    force.setName(str(getattr(module, "force_name", ML_FORCE_NAME)))
     return force
 
 

@@ -1,0 +1,434 @@
+"""Electrostatic embedding with EMLE: the ML region polarised by the MM charges near it.
+
+The System is the mechanically embedded one (:mod:`.mechanical`: ML potential in vacuo,
+region-environment Coulomb and Lennard-Jones in MM, PME included) plus one TorchScript
+force, ``EMLEEmbedding``, whose energy is a *correction on top of MM*:
+
+    E_corr = E_EMLE(region; w_a Q_a within the cutoff)
+             - sum_i sum_a q_i^MM w_a Q_a / r_ia
+
+``Q_a`` are the MM charges of the environment, ``q_i^MM`` the region's own MM charges,
+``w_a`` the switching weights below, ``r_ia`` minimum-image distances.  MM (PME or plain
+Coulomb) keeps the complete region-environment Coulomb energy, long range included; inside
+the cutoff the point-charge interaction of the region is replaced by EMLE's (static: core
+charges plus Slater valence densities from QEq charges; induced: Thole-damped dipoles), and
+nothing is counted twice: with ``method="mm"`` (EMLE's point charges = the region's MM
+charges, no polarisation) E_corr vanishes identically and the System is the mechanical one.
+
+Switching.  MM atoms are grouped by residue (a water is one group).  Every step the module
+selects the groups with an atom within ``cutoff`` of any ML atom, and weights each group by
+
+    w_g = 1 - prod_{i in ML} prod_{b in g} (1 - S(r_ib)),
+    S(r) = 1 (r <= r_on),  1 - 10x^3 + 15x^4 - 6x^5 with x = (r - r_on)/(r_c - r_on),  0 (r >= r_c),
+
+so a group counts fully (w = 1) when any of its atoms is within ``r_on`` of any ML atom and
+not at all when none is within ``r_c``; w is twice continuously differentiable in all
+coordinates (the energy is continuous and forces are consistent with it), and whole groups
+(neutral waters) are switched together.  Defaults: ``r_c`` = 1.0 nm, ``r_on`` = ``r_c`` - 0.2 nm.
+
+Periodic systems: the region is made whole about its first atom, and every MM atom is taken
+at its minimum image relative to the region's centroid; this is exact as long as
+``r_c`` + (region radius about its centroid) < half the smallest box width, which is checked
+when the force is made (``r_c`` alone) and at every evaluation (raises otherwise).
+
+With ``interpolate=True`` the coupling force takes ``lambda_interpolate`` (its energy is
+multiplied by it), so lambda = 0 is pure MM and lambda = 1 the electrostatically embedded
+ML/MM system.
+"""
+from typing import List, Optional, Tuple
+
+import numpy as np
+import openmm
+import torch
+from openmm import unit
+
+from ..errors import HybridError, ModelError
+from ..interpolation import INTERPOLATION_PARAMETER
+from ..ml_force import EMLE_FORCE_NAME, create_module_force
+from ..models.emle import ALPHA_MODES, EMLE_METHODS, HARTREE_TO_KJ_MOL, NM_TO_BOHR, EMLEModel
+
+DEFAULT_CUTOFF_NM = 1.0
+DEFAULT_SWITCH_WIDTH_NM = 0.2
+_FAR_AWAY_NM = 1.0e6  # position of the padding entries of the group table: S = 0 there
+
+
+class EMLEEmbeddingEnergy(torch.nn.Module):
+    """TorchScript energy module of the EMLE coupling correction (kJ/mol, from nm positions).
+
+    ``forward(positions, boxvectors=None, scale=None)`` follows the module-force contract of
+    :func:`openmm_hybrid.ml_force.create_module_force`; ``energy_components`` returns
+    ``[E_static, E_induced, E_Coulomb]`` (kJ/mol, unscaled) for reports.
+    """
+
+    periodic: bool
+    scaled: bool
+    cutoff: float
+    switch_distance: float
+    nm_to_bohr: float
+    hartree_to_kj_mol: float
+    force_name: str  # lets a TorchForce read back from XML be recognised (its name is not stored)
+
+    def __init__(self, emle: torch.jit.ScriptModule, ml_atoms: List[int], species: List[int],
+                 ml_charges: List[float], net_charge: float, mm_atoms: List[int], mm_charges: List[float],
+                 groups: np.ndarray, cutoff: float, switch_distance: float, periodic: bool, scaled: bool,
+                 dtype: torch.dtype):
+        super().__init__()
+        self.emle = emle
+        self.register_buffer("ml_atoms", torch.tensor(ml_atoms, dtype=torch.int64))
+        self.register_buffer("species", torch.tensor(species, dtype=torch.int64))
+        self.register_buffer("ml_charges", torch.tensor(ml_charges, dtype=dtype))
+        self.register_buffer("net_charge", torch.tensor(float(net_charge), dtype=dtype))
+        self.register_buffer("mm_atoms", torch.tensor(mm_atoms, dtype=torch.int64))
+        self.register_buffer("mm_charges", torch.tensor(mm_charges, dtype=dtype))
+        self.register_buffer("groups", torch.tensor(groups, dtype=torch.int64).reshape(-1, groups.shape[1]))
+        self.register_buffer("far_away", torch.full((1, 3), _FAR_AWAY_NM, dtype=dtype))
+        self.cutoff = float(cutoff)
+        self.switch_distance = float(switch_distance)
+        self.periodic = periodic
+        self.scaled = scaled
+        self.nm_to_bohr = NM_TO_BOHR
+        self.hartree_to_kj_mol = HARTREE_TO_KJ_MOL
+        self.force_name = EMLE_FORCE_NAME
+
+    def _min_image(self, d: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+        d = d - torch.outer(torch.round(d[:, 2] / box[2, 2]), box[2])
+        d = d - torch.outer(torch.round(d[:, 1] / box[1, 1]), box[1])
+        return d - torch.outer(torch.round(d[:, 0] / box[0, 0]), box[0])
+
+    def _switch(self, r: torch.Tensor) -> torch.Tensor:
+        x = torch.clamp((r - self.switch_distance) / (self.cutoff - self.switch_distance), 0.0, 1.0)
+        return 1.0 - x * x * x * (10.0 - 15.0 * x + 6.0 * x * x)
+
+    def _embedding(self, positions: torch.Tensor,
+                   boxvectors: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Region positions about its centroid, switched MM charges and their positions (nm)."""
+        dtype = self.ml_charges.dtype
+        pos = positions.to(dtype)
+        ml = pos.index_select(0, self.ml_atoms)
+        mm = pos.index_select(0, self.mm_atoms)
+        if self.periodic and boxvectors is not None:
+            box = boxvectors.to(dtype)
+            ml = ml[0] + self._min_image(ml - ml[0], box)
+            center = ml.mean(0)
+            ml = ml - center
+            mm = self._min_image(mm - center, box)
+            radius = float(torch.sqrt((ml.detach() ** 2).sum(1)).max())
+            half_width = 0.5 * float(torch.min(torch.stack([box[0, 0], box[1, 1], box[2, 2]])))
+            if radius + self.cutoff >= half_width:
+                raise RuntimeError("EMLE embedding: the embedding cutoff ({} nm) plus the ML region's radius ({} "
+                                   "nm) exceeds half the periodic box ({} nm); use a larger box or a smaller "
+                                   "cutoff".format(self.cutoff, radius, half_width))
+        else:
+            center = ml.mean(0)
+            ml = ml - center
+            mm = mm - center
+        # groups with an atom within the cutoff of any ML atom (selection only: no gradient)
+        nearest = torch.cdist(mm.detach(), ml.detach()).min(1).values
+        inside = torch.cat([nearest < self.cutoff, torch.zeros(1, dtype=torch.bool, device=mm.device)])
+        groups = self.groups[inside[self.groups].any(1)]  # (k, G); padding entries index len(mm)
+        entries = groups.reshape(-1)
+        valid = entries < mm.shape[0]
+        padded = torch.cat([mm, self.far_away]).index_select(0, entries)  # (k G, 3)
+        r = torch.sqrt(((padded.unsqueeze(1) - ml.unsqueeze(0)) ** 2).sum(-1))  # (k G, n)
+        outside = (1.0 - self._switch(r)).prod(1).view(groups.shape[0], groups.shape[1]).prod(1)
+        weights = (1.0 - outside).unsqueeze(1).expand(groups.shape[0], groups.shape[1]).reshape(-1)[valid]
+        atoms = entries[valid]
+        charges = self.mm_charges.index_select(0, atoms) * weights
+        return ml, padded[valid], charges
+
+    def _scale(self, boxvectors: Optional[torch.Tensor],
+               scale: Optional[torch.Tensor]) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:
+        if self.scaled and not self.periodic and scale is None:
+            return None, boxvectors  # non-periodic: the parameter arrives in the box slot
+        return boxvectors, scale
+
+    def forward(self, positions: torch.Tensor, boxvectors: Optional[torch.Tensor] = None,
+                scale: Optional[torch.Tensor] = None) -> torch.Tensor:
+        boxvectors, scale = self._scale(boxvectors, scale)
+        ml, mm, charges = self._embedding(positions, boxvectors)
+        if mm.shape[0] == 0:
+            energy = (ml * 0.0).sum().to(torch.float64)  # nothing within the cutoff (kept differentiable)
+        else:
+            energy = self.emle.energy_terms(self.species, ml, mm, charges, self.net_charge, self.ml_charges,
+                                            self.ml_charges).sum().to(torch.float64)
+        if scale is not None:
+            energy = energy * scale.to(torch.float64).reshape(())
+        return energy
+
+    @torch.jit.export
+    def energy_components(self, positions: torch.Tensor, boxvectors: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """[E_static, E_induced, E_Coulomb] in kJ/mol (float64, unscaled); forward = sum - 2 * last."""
+        ml, mm, charges = self._embedding(positions, boxvectors)
+        if mm.shape[0] == 0:
+            return torch.zeros(3, dtype=torch.float64, device=positions.device)
+        terms = self.emle.energy_terms(self.species, ml, mm, charges, self.net_charge, self.ml_charges,
+                                       torch.zeros_like(self.ml_charges))
+        r = torch.sqrt(((mm.unsqueeze(1) - ml.unsqueeze(0)) ** 2).sum(-1)) * self.nm_to_bohr
+        coulomb = (charges.unsqueeze(1) * self.ml_charges.unsqueeze(0) / r).sum() * self.hartree_to_kj_mol
+        return torch.cat([terms, coulomb.reshape(1)]).to(torch.float64)
+
+    @torch.jit.export
+    def embedded_charges(self, positions: torch.Tensor,
+                         boxvectors: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Positions (nm, about the region's centroid) and switched charges (e) of the MM atoms EMLE sees."""
+        ml, mm, charges = self._embedding(positions, boxvectors)
+        return mm, charges
+
+
+def _nonbonded_force(system: openmm.System) -> openmm.NonbondedForce:
+    forces = [f for f in system.getForces() if isinstance(f, openmm.NonbondedForce)]
+    if len(forces) != 1:
+        raise HybridError(f"electrostatic embedding needs exactly one NonbondedForce holding the MM charges; the "
+                          f"System has {len(forces)}")
+    return forces[0]
+
+
+def environment_charges(topology, system: openmm.System, atoms):
+    """MM charges the region sees, grouped for switching.
+
+    Returns
+    -------
+    region_charges : list of float
+        MM charges of ``atoms`` (e), in region order.
+    mm_atoms : list of int
+        Charged particles outside the region.
+    mm_charges : list of float
+        Their charges (e).
+    groups : numpy.ndarray
+        (n_groups, max group size) indices into ``mm_atoms``, one row per residue, padded
+        with ``len(mm_atoms)``.
+    """
+    force = _nonbonded_force(system)
+    if force.getNumParticleParameterOffsets() or force.getNumExceptionParameterOffsets():
+        raise HybridError("electrostatic embedding does not support NonbondedForce parameter offsets (charges "
+                          "that change with global parameters)")
+    region = set(int(a) for a in atoms)
+    for k in range(force.getNumExceptions()):
+        i, j = force.getExceptionParameters(k)[:2]
+        if (i in region) != (j in region):
+            raise HybridError(f"the MM system has a nonbonded exception between ML atom {i if i in region else j} "
+                              f"and MM atom {j if i in region else i}; electrostatic embedding assumes the MM "
+                              f"Coulomb interaction of every region-environment pair is complete")
+    e = unit.elementary_charge
+    charges = [force.getParticleParameters(i)[0].value_in_unit(e) for i in range(system.getNumParticles())]
+    region_charges = [charges[a] for a in atoms]
+    residue_of = {}
+    for residue in topology.residues():
+        for atom in residue.atoms():
+            residue_of[atom.index] = residue.index
+    mm_atoms = [i for i in range(system.getNumParticles()) if i not in region and charges[i] != 0.0]
+    by_residue = {}
+    for k, i in enumerate(mm_atoms):
+        by_residue.setdefault(residue_of.get(i, -1 - i), []).append(k)  # particles outside the topology: alone
+    rows = list(by_residue.values())
+    width = max((len(r) for r in rows), default=1)
+    groups = np.full((len(rows), width), len(mm_atoms), dtype=np.int64)
+    for g, row in enumerate(rows):
+        groups[g, :len(row)] = row
+    return region_charges, mm_atoms, [charges[i] for i in mm_atoms], groups
+
+
+def _half_box(system: openmm.System) -> float:
+    a, b, c = system.getDefaultPeriodicBoxVectors()
+    return 0.5 * min(a[0], b[1], c[2]).value_in_unit(unit.nanometer)
+
+
+def resolve_settings(emle_model=None, emle_alpha_mode: str = "species", emle_method: str = "electrostatic",
+                     embedding_cutoff=DEFAULT_CUTOFF_NM, embedding_switch_distance=None,
+                     emle_force_group: Optional[int] = None) -> dict:
+    """Checked EMLE settings (cutoffs in nm), as recorded in ``embed.json``."""
+    if emle_model is None:
+        raise HybridError("electrostatic embedding needs an EMLE parameter file: emle_model=PATH "
+                          "(CLI: --emle-model PATH), e.g. emle_qm7_aev.mat from emle-models")
+    if isinstance(emle_model, EMLEModel):
+        emle_alpha_mode, emle_method = emle_model.alpha_mode, emle_model.method
+    if emle_alpha_mode not in ALPHA_MODES:
+        raise HybridError(f"emle_alpha_mode must be one of {', '.join(ALPHA_MODES)}, not {emle_alpha_mode!r}")
+    if emle_method not in EMLE_METHODS:
+        raise HybridError(f"emle_method must be one of {', '.join(EMLE_METHODS)}, not {emle_method!r}")
+    cutoff = _nm(embedding_cutoff, "embedding_cutoff")
+    switch = cutoff - DEFAULT_SWITCH_WIDTH_NM if embedding_switch_distance is None else \
+        _nm(embedding_switch_distance, "embedding_switch_distance")
+    if not cutoff > 0:
+        raise HybridError(f"embedding_cutoff must be positive, not {cutoff} nm")
+    if not 0 <= switch < cutoff:
+        raise HybridError(f"the switching distance ({switch} nm) must be at least 0 and below the embedding "
+                          f"cutoff ({cutoff} nm)")
+    if emle_force_group is not None and not 0 <= int(emle_force_group) <= 31:
+        raise HybridError(f"emle_force_group must be between 0 and 31, not {emle_force_group}")
+    return {"emle_model": emle_model.path if isinstance(emle_model, EMLEModel) else str(emle_model),
+            "emle_alpha_mode": emle_alpha_mode, "emle_method": emle_method, "embedding_cutoff_nm": cutoff,
+            "embedding_switch_distance_nm": switch,
+            "emle_force_group": None if emle_force_group is None else int(emle_force_group)}
+
+
+def _nm(value, name) -> float:
+    if unit.is_quantity(value):
+        return float(value.value_in_unit(unit.nanometer))
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise HybridError(f"{name} must be a length (nm), not {value!r}") from None
+
+
+def create_emle_force(emle_model, topology, mm_system: openmm.System, atoms, net_charge: float,
+                      precision: str = "double", cutoff=DEFAULT_CUTOFF_NM, switch_distance=None,
+                      force_group: int = 0, scale_parameter: Optional[str] = None,
+                      alpha_mode: str = "species", method: str = "electrostatic"):
+    """The ``EMLEEmbedding`` force: EMLE coupling minus the MM Coulomb it replaces.
+
+    Parameters
+    ----------
+    emle_model : str, Path or EMLEModel
+        EMLE parameter file (``.mat``) or a loaded model (then ``precision``, ``alpha_mode``
+        and ``method`` are taken from it).
+    topology : openmm.app.Topology
+    mm_system : openmm.System
+        The all-MM System (its NonbondedForce gives the charges).
+    atoms : sequence of int
+        The ML region.
+    net_charge : float
+        Net charge of the region (e), the QEq constraint.
+    precision : {"single", "double"}
+    cutoff, switch_distance : float or Quantity
+        Embedding cutoff and start of the switching (nm); default 1.0 and cutoff - 0.2.
+    force_group : int
+    scale_parameter : str, optional
+        Global parameter multiplying the energy (``lambda_interpolate``).
+
+    Returns
+    -------
+    openmm.Force
+        Made by :func:`openmm_hybrid.ml_force.create_module_force` under the name ``EMLEEmbedding``.
+    """
+    settings = resolve_settings(emle_model, alpha_mode, method, cutoff, switch_distance)
+    if not isinstance(emle_model, EMLEModel):
+        emle_model = EMLEModel(emle_model, alpha_mode=alpha_mode, method=method, precision=precision)
+    all_atoms = list(topology.atoms())
+    atomic_numbers = [all_atoms[i].element.atomic_number if all_atoms[i].element is not None else 0 for i in atoms]
+    emle_model.check_elements(atomic_numbers)
+    periodic = mm_system.usesPeriodicBoundaryConditions()
+    cutoff, switch = settings["embedding_cutoff_nm"], settings["embedding_switch_distance_nm"]
+    if periodic and cutoff >= _half_box(mm_system):
+        raise HybridError(f"the embedding cutoff ({cutoff} nm) must be less than half the periodic box "
+                          f"({_half_box(mm_system):.3f} nm)")
+    region_charges, mm_atoms, mm_charges, groups = environment_charges(topology, mm_system, atoms)
+    species = [emle_model.supported_elements.index(z) for z in atomic_numbers]
+    module = EMLEEmbeddingEnergy(emle_model.module, list(atoms), species, region_charges, net_charge, mm_atoms,
+                                 mm_charges, groups, cutoff, switch, periodic, scale_parameter is not None,
+                                 emle_model.dtype)
+    return create_module_force(torch.jit.script(module), periodic=periodic, force_group=force_group,
+                               name=EMLE_FORCE_NAME, scale_parameter=scale_parameter)
+
+
+def create_electrostatic_system(topology, system, atoms, model, force_group, interpolate, total_charge=0.0,
+                                emle_model=None, emle_alpha_mode="species", emle_method="electrostatic",
+                                embedding_cutoff=DEFAULT_CUTOFF_NM, embedding_switch_distance=None,
+                                emle_force_group=None, **options):
+    """Electrostatically embedded ML/MM System (see module docstring).
+
+    The mechanical-embedding System of ``model`` plus the ``EMLEEmbedding`` correction force,
+    in ``emle_force_group`` (default: the ML force group).  EMLE runs in the ML model's precision.
+    """
+    from .mechanical import create_mechanical_system
+    settings = resolve_settings(emle_model, emle_alpha_mode, emle_method, embedding_cutoff,
+                                embedding_switch_distance, emle_force_group)
+    group = force_group if settings["emle_force_group"] is None else settings["emle_force_group"]
+    # everything that can be refused is checked before the (slower) mechanical system is built
+    emle = emle_model if isinstance(emle_model, EMLEModel) else EMLEModel(
+        emle_model, alpha_mode=emle_alpha_mode, method=emle_method, precision=model.precision)
+    all_atoms = list(topology.atoms())
+    emle.check_elements([all_atoms[i].element.atomic_number for i in atoms])
+    hybrid = create_mechanical_system(topology, system, atoms, model, force_group, interpolate,
+                                      total_charge=total_charge, **options)
+    hybrid.addForce(create_emle_force(emle, topology, system, atoms, total_charge,
+                                      cutoff=settings["embedding_cutoff_nm"],
+                                      switch_distance=settings["embedding_switch_distance_nm"],
+                                      force_group=group,
+                                      scale_parameter=INTERPOLATION_PARAMETER if interpolate else None))
+    return hybrid
+
+
+def describe_settings(**options) -> dict:
+    """Effective EMLE settings for ``embed.json`` (see :func:`resolve_settings`)."""
+    keys = ("emle_model", "emle_alpha_mode", "emle_method", "embedding_cutoff", "embedding_switch_distance",
+            "emle_force_group")
+    return resolve_settings(**{k: v for k, v in options.items() if k in keys})
+
+
+create_electrostatic_system.describe = describe_settings
+
+
+def emle_energy_components(force, positions, box_vectors=None) -> Optional[dict]:
+    """``{"emle_static", "emle_induced", "emle_mm_coulomb"}`` (kJ/mol) of an ``EMLEEmbedding`` force.
+
+    The force's energy is ``emle_static + emle_induced - emle_mm_coulomb`` (times
+    ``lambda_interpolate`` if it has that parameter).  Returns None when the force does not
+    expose its TorchScript module.
+    """
+    import openmmtorch
+    if not openmmtorch.TorchForce.isinstance(force):
+        return None
+    module = openmmtorch.TorchForce.cast(force).getModule()
+    if not hasattr(module, "energy_components"):
+        return None
+    xyz = positions.value_in_unit(unit.nanometer) if unit.is_quantity(positions) else positions
+    pos = torch.tensor(np.asarray(xyz, dtype=np.float64))
+    box = None
+    if force.usesPeriodicBoundaryConditions() and box_vectors is not None:
+        box = torch.tensor(_box_array(box_vectors))
+    static, induced, coulomb = module.energy_components(pos, box).tolist()
+    return {"emle_static": static, "emle_induced": induced, "emle_mm_coulomb": coulomb}
+
+
+def _box_array(box_vectors) -> np.ndarray:
+    """(3, 3) box in nm from a Quantity or a sequence of Quantity/plain vectors."""
+    if unit.is_quantity(box_vectors):
+        box_vectors = box_vectors.value_in_unit(unit.nanometer)
+    rows = [v.value_in_unit(unit.nanometer) if unit.is_quantity(v) else v for v in box_vectors]
+    return np.array([[float(x) for x in row] for row in rows], dtype=np.float64)
+
+
+class ElectrostaticEmbedding:
+    """openmm-ml ``Embedding`` for ``embedding="electrostatic"`` (registered by
+    :class:`openmm_hybrid.openmmml_plugin.ElectrostaticEmbeddingFactory`).
+
+    ``MLPotential(name).createMixedSystem(topology, system, atoms, embedding="electrostatic",
+    emleModel=PATH, emleAlphaMode="species", emleMethod="electrostatic", embeddingCutoff=1.0,
+    embeddingSwitchDistance=None, emleForceGroup=None, emlePrecision="double", totalCharge=None)``:
+    openmm-ml's own mechanical embedding of the potential (its ML force, a PythonForce for
+    openmm-ml's potentials) plus the ``EMLEEmbedding`` force.  openmm-hybrid potentials
+    (``hybrid-ani2x``, ``hybrid-torchscript``) take openmm-hybrid's route, which also supports
+    ``interpolate``.
+    """
+
+    _OPTIONS = {"emleModel": "emle_model", "emleAlphaMode": "emle_alpha_mode", "emleMethod": "emle_method",
+                "embeddingCutoff": "embedding_cutoff", "embeddingSwitchDistance": "embedding_switch_distance",
+                "emleForceGroup": "emle_force_group"}
+
+    def createMixedSystem(self, potential, topology, system, atoms, forceGroup, interpolate, returnInfo=False,
+                          **args):
+        from ..openmmml_potential import HybridPotentialImpl
+        from ..region import check_region
+        options = {ours: args.pop(theirs) for theirs, ours in self._OPTIONS.items() if theirs in args}
+        precision = args.pop("emlePrecision", "double")
+        atoms = list(atoms)
+        info = check_region(topology, system, atoms)  # whole molecules, integral charge (no link atoms)
+        total_charge = args.get("totalCharge")
+        total_charge = float(info["net_charge"] if total_charge is None else total_charge)
+        if isinstance(potential, HybridPotentialImpl):  # its addForces checks elements and charge
+            args.pop("totalCharge", None)
+            return create_electrostatic_system(topology, system, atoms, potential.model, forceGroup, interpolate,
+                                               total_charge=total_charge, **options, **args)
+        from openmmml.embeddings.mechanicalembedding import MechanicalEmbedding
+        settings = resolve_settings(**options)
+        result = MechanicalEmbedding().createMixedSystem(potential, topology, system, atoms, forceGroup,
+                                                         interpolate, returnInfo=returnInfo, **args)
+        new_system = result["system"] if isinstance(result, dict) else result
+        group = forceGroup if settings["emle_force_group"] is None else settings["emle_force_group"]
+        new_system.addForce(create_emle_force(
+            options["emle_model"], topology, system, atoms, total_charge, precision=precision,
+            cutoff=settings["embedding_cutoff_nm"], switch_distance=settings["embedding_switch_distance_nm"],
+            force_group=group, scale_parameter=INTERPOLATION_PARAMETER if interpolate else None,
+            alpha_mode=settings["emle_alpha_mode"], method=settings["emle_method"]))
+        return result
