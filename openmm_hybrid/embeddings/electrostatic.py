@@ -49,6 +49,9 @@ from ..models.emle import ALPHA_MODES, EMLE_METHODS, HARTREE_TO_KJ_MOL, NM_TO_BO
 
 DEFAULT_CUTOFF_NM = 1.0
 DEFAULT_SWITCH_WIDTH_NM = 0.2
+# EMLE runs in float64 by default, whatever the ML model's precision: NVE runs conserved energy
+# clearly better with it (see README), for ~1 ms more per step for a small ligand on a CPU.
+DEFAULT_EMLE_PRECISION = "double"
 _FAR_AWAY_NM = 1.0e6  # position of the padding entries of the group table: S = 0 there
 
 
@@ -228,20 +231,28 @@ def environment_charges(topology, system: openmm.System, atoms):
     return region_charges, mm_atoms, [charges[i] for i in mm_atoms], groups
 
 
-def _half_box(system: openmm.System) -> float:
+def check_cutoff_fits_box(system: openmm.System, cutoff: float) -> None:
+    """Refuse an embedding cutoff (nm) of half the periodic box or more (minimum images would be ambiguous)."""
+    if not system.usesPeriodicBoundaryConditions():
+        return
     a, b, c = system.getDefaultPeriodicBoxVectors()
-    return 0.5 * min(a[0], b[1], c[2]).value_in_unit(unit.nanometer)
+    half = 0.5 * min(a[0], b[1], c[2]).value_in_unit(unit.nanometer)
+    if cutoff >= half:
+        raise HybridError(f"the embedding cutoff ({cutoff} nm) must be less than half the periodic box "
+                          f"({half:.3f} nm); use a smaller embedding_cutoff or a larger box")
 
 
 def resolve_settings(emle_model=None, emle_alpha_mode: str = "species", emle_method: str = "electrostatic",
                      embedding_cutoff=DEFAULT_CUTOFF_NM, embedding_switch_distance=None,
-                     emle_force_group: Optional[int] = None) -> dict:
+                     emle_force_group: Optional[int] = None, emle_precision: str = DEFAULT_EMLE_PRECISION) -> dict:
     """Checked EMLE settings (cutoffs in nm), as recorded in ``embed.json``."""
     if emle_model is None:
         raise HybridError("electrostatic embedding needs an EMLE parameter file: emle_model=PATH "
                           "(CLI: --emle-model PATH), e.g. emle_qm7_aev.mat from emle-models")
     if isinstance(emle_model, EMLEModel):
-        emle_alpha_mode, emle_method = emle_model.alpha_mode, emle_model.method
+        emle_alpha_mode, emle_method, emle_precision = emle_model.alpha_mode, emle_model.method, emle_model.precision
+    if emle_precision not in ("single", "double"):
+        raise HybridError(f"emle_precision must be 'single' or 'double', not {emle_precision!r}")
     if emle_alpha_mode not in ALPHA_MODES:
         raise HybridError(f"emle_alpha_mode must be one of {', '.join(ALPHA_MODES)}, not {emle_alpha_mode!r}")
     if emle_method not in EMLE_METHODS:
@@ -259,7 +270,8 @@ def resolve_settings(emle_model=None, emle_alpha_mode: str = "species", emle_met
     return {"emle_model": emle_model.path if isinstance(emle_model, EMLEModel) else str(emle_model),
             "emle_alpha_mode": emle_alpha_mode, "emle_method": emle_method, "embedding_cutoff_nm": cutoff,
             "embedding_switch_distance_nm": switch,
-            "emle_force_group": None if emle_force_group is None else int(emle_force_group)}
+            "emle_force_group": None if emle_force_group is None else int(emle_force_group),
+            "emle_precision": emle_precision}
 
 
 def _nm(value, name) -> float:
@@ -272,7 +284,7 @@ def _nm(value, name) -> float:
 
 
 def create_emle_force(emle_model, topology, mm_system: openmm.System, atoms, net_charge: float,
-                      precision: str = "double", cutoff=DEFAULT_CUTOFF_NM, switch_distance=None,
+                      precision: str = DEFAULT_EMLE_PRECISION, cutoff=DEFAULT_CUTOFF_NM, switch_distance=None,
                       force_group: int = 0, scale_parameter: Optional[str] = None,
                       alpha_mode: str = "species", method: str = "electrostatic"):
     """The ``EMLEEmbedding`` force: EMLE coupling minus the MM Coulomb it replaces.
@@ -309,9 +321,7 @@ def create_emle_force(emle_model, topology, mm_system: openmm.System, atoms, net
     emle_model.check_elements(atomic_numbers)
     periodic = mm_system.usesPeriodicBoundaryConditions()
     cutoff, switch = settings["embedding_cutoff_nm"], settings["embedding_switch_distance_nm"]
-    if periodic and cutoff >= _half_box(mm_system):
-        raise HybridError(f"the embedding cutoff ({cutoff} nm) must be less than half the periodic box "
-                          f"({_half_box(mm_system):.3f} nm)")
+    check_cutoff_fits_box(mm_system, cutoff)
     region_charges, mm_atoms, mm_charges, groups = environment_charges(topology, mm_system, atoms)
     species = [emle_model.supported_elements.index(z) for z in atomic_numbers]
     module = EMLEEmbeddingEnergy(emle_model.module, list(atoms), species, region_charges, net_charge, mm_atoms,
@@ -324,19 +334,22 @@ def create_emle_force(emle_model, topology, mm_system: openmm.System, atoms, net
 def create_electrostatic_system(topology, system, atoms, model, force_group, interpolate, total_charge=0.0,
                                 emle_model=None, emle_alpha_mode="species", emle_method="electrostatic",
                                 embedding_cutoff=DEFAULT_CUTOFF_NM, embedding_switch_distance=None,
-                                emle_force_group=None, **options):
+                                emle_force_group=None, emle_precision=DEFAULT_EMLE_PRECISION, **options):
     """Electrostatically embedded ML/MM System (see module docstring).
 
     The mechanical-embedding System of ``model`` plus the ``EMLEEmbedding`` correction force,
-    in ``emle_force_group`` (default: the ML force group).  EMLE runs in the ML model's precision.
+    in ``emle_force_group`` (default: the ML force group).  EMLE runs in ``emle_precision``
+    (default double, independently of the ML model's precision).
     """
     from .mechanical import create_mechanical_system
     settings = resolve_settings(emle_model, emle_alpha_mode, emle_method, embedding_cutoff,
-                                embedding_switch_distance, emle_force_group)
+                                embedding_switch_distance, emle_force_group, emle_precision)
     group = force_group if settings["emle_force_group"] is None else settings["emle_force_group"]
     # everything that can be refused is checked before the (slower) mechanical system is built
+    check_cutoff_fits_box(system, settings["embedding_cutoff_nm"])
+    environment_charges(topology, system, atoms)
     emle = emle_model if isinstance(emle_model, EMLEModel) else EMLEModel(
-        emle_model, alpha_mode=emle_alpha_mode, method=emle_method, precision=model.precision)
+        emle_model, alpha_mode=emle_alpha_mode, method=emle_method, precision=settings["emle_precision"])
     all_atoms = list(topology.atoms())
     emle.check_elements([all_atoms[i].element.atomic_number for i in atoms])
     hybrid = create_mechanical_system(topology, system, atoms, model, force_group, interpolate,
@@ -352,7 +365,7 @@ def create_electrostatic_system(topology, system, atoms, model, force_group, int
 def describe_settings(**options) -> dict:
     """Effective EMLE settings for ``embed.json`` (see :func:`resolve_settings`)."""
     keys = ("emle_model", "emle_alpha_mode", "emle_method", "embedding_cutoff", "embedding_switch_distance",
-            "emle_force_group")
+            "emle_force_group", "emle_precision")
     return resolve_settings(**{k: v for k, v in options.items() if k in keys})
 
 
@@ -404,14 +417,13 @@ class ElectrostaticEmbedding:
 
     _OPTIONS = {"emleModel": "emle_model", "emleAlphaMode": "emle_alpha_mode", "emleMethod": "emle_method",
                 "embeddingCutoff": "embedding_cutoff", "embeddingSwitchDistance": "embedding_switch_distance",
-                "emleForceGroup": "emle_force_group"}
+                "emleForceGroup": "emle_force_group", "emlePrecision": "emle_precision"}
 
     def createMixedSystem(self, potential, topology, system, atoms, forceGroup, interpolate, returnInfo=False,
                           **args):
         from ..openmmml_potential import HybridPotentialImpl
         from ..region import check_region
         options = {ours: args.pop(theirs) for theirs, ours in self._OPTIONS.items() if theirs in args}
-        precision = args.pop("emlePrecision", "double")
         atoms = list(atoms)
         info = check_region(topology, system, atoms)  # whole molecules, integral charge (no link atoms)
         total_charge = args.get("totalCharge")
@@ -427,7 +439,7 @@ class ElectrostaticEmbedding:
         new_system = result["system"] if isinstance(result, dict) else result
         group = forceGroup if settings["emle_force_group"] is None else settings["emle_force_group"]
         new_system.addForce(create_emle_force(
-            options["emle_model"], topology, system, atoms, total_charge, precision=precision,
+            options["emle_model"], topology, system, atoms, total_charge, precision=settings["emle_precision"],
             cutoff=settings["embedding_cutoff_nm"], switch_distance=settings["embedding_switch_distance_nm"],
             force_group=group, scale_parameter=INTERPOLATION_PARAMETER if interpolate else None,
             alpha_mode=settings["emle_alpha_mode"], method=settings["emle_method"]))

@@ -280,8 +280,10 @@ class EMLE(torch.nn.Module):
         q_core = self.q_core[species]
         q_val = q - q_core
         s_col = s.unsqueeze(1)
-        slater = (1.0 - (1.0 + r / (2.0 * s_col)) * torch.exp(-r / s_col)) / r
-        potential = (q_core - coulomb_charges).unsqueeze(1) / r + q_val.unsqueeze(1) * slater
+        # q_core/R + q_val T0(R, s) written as q/R - q_val (1 + R/(2s)) exp(-R/s) / R: the same
+        # function without the cancellation of the large core and valence terms (float32)
+        penetration = (1.0 + r / (2.0 * s_col)) * torch.exp(-r / s_col) / r
+        potential = (q - coulomb_charges).unsqueeze(1) / r - q_val.unsqueeze(1) * penetration
         static = (potential * mm_charges.unsqueeze(0)).sum()
         if self.method == "nonpol":
             return torch.stack([static, torch.zeros_like(static)]) * self.hartree_to_kj_mol
