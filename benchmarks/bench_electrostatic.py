@@ -53,7 +53,7 @@ def make_context(system, built, platform):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--system", choices=["ligand-water", "complex"], default="ligand-water",
-                        help="p-xylene in a 1.2 nm-padded water box (default) or the bundled T4 lysozyme complex")
+                        help="p-xylene in a 3.2 nm water box (default) or the bundled T4 lysozyme complex")
     parser.add_argument("--emle-model", default=DEFAULT_EMLE)
     parser.add_argument("--embedding-cutoff", type=float, default=1.0, help="nm")
     parser.add_argument("--precision", choices=["single", "double"], default="single")
@@ -70,7 +70,8 @@ def main(argv=None):
         built = build_system(protein=str(EXAMPLE / "receptor.pdb"), ligand=str(EXAMPLE / "p-xylene.sdf"),
                              solvent="explicit", padding=1.0, box_shape="dodecahedron")
     else:
-        built = build_system(ligand=str(EXAMPLE / "p-xylene.sdf"), solvent="explicit", padding=1.2)
+        # cutoff + ligand radius + a water's extent must stay below half the box: 3.2 nm for 1.0 nm
+        built = build_system(ligand=str(EXAMPLE / "p-xylene.sdf"), solvent="explicit", padding=1.6)
     ani = load_model("ani2x", precision=args.precision)
     common = dict(model=ani, precision=args.precision)
     emle = dict(embedding="electrostatic", emle_model=args.emle_model, embedding_cutoff=args.embedding_cutoff)

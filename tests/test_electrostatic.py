@@ -1,7 +1,8 @@
 """Electrostatic embedding (EMLE) in the ML/MM System.
 
-System: N-methylacetamide (GAFF2/AM1-BCC, the ML region, ANI-2x) in a 2.2 nm TIP3P box with
-PME (995 atoms), embedding cutoff 0.8 nm switched from 0.6 nm.  The EMLE coupling force is put
+System: N-methylacetamide (GAFF2/AM1-BCC, the ML region, ANI-2x) in a 2.4 nm TIP3P box with
+PME (1295 atoms), embedding cutoff 0.7 nm switched from 0.5 nm (cutoff + region radius + water
+extent stays below half the box, as periodic minimum images require).  The EMLE coupling force is put
 in its own force group (2) so that it can be evaluated alone.
 
 Independent references: a NumPy implementation (here) of the cutoff selection, switching
@@ -24,15 +25,26 @@ from openmm_hybrid.hybrid import create_hybrid_system
 
 pytestmark = [requires_ani, requires_emle]
 
-CUTOFF, SWITCH = 0.8, 0.6  # nm
+CUTOFF, SWITCH = 0.7, 0.5  # nm
+PADDING = 1.2  # nm: 2.4 nm box
 EMLE_GROUP = 2
 ONE_4PI_EPS0 = 138.935456
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Small tensors: torch's intra-op threads only compete with OpenMM's and other processes
+    (several times faster here on a loaded 2-core machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
 def nma_water():
     from openmm_hybrid.builder import build_system
-    return build_system(ligand="CC(=O)NC", solvent="explicit", padding=1.1)
+    return build_system(ligand="CC(=O)NC", solvent="explicit", padding=PADDING)
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +100,8 @@ def mm_charges(system):
 def numpy_embedding(built, ml_atoms, xyz, cutoff=CUTOFF, switch=SWITCH, periodic=True):
     """Reference geometry and switched charges, written independently of the TorchScript module:
     region made whole and centred, MM atoms at their minimum image (cubic box), residues switched
-    as one with w = 1 - prod(1 - S(r)) over their atoms and all ML atoms."""
+    whole at the image of their first atom nearest the centroid, and switched as one with
+    w = 1 - prod(1 - S(r)) over their atoms and all ML atoms."""
     box = np.diag(box_of(built)) if periodic else None
     q = mm_charges(built.system)
     ml = xyz[ml_atoms].copy()
@@ -103,7 +116,8 @@ def numpy_embedding(built, ml_atoms, xyz, cutoff=CUTOFF, switch=SWITCH, periodic
             continue
         d = xyz[atoms] - center
         if periodic:
-            d -= box * np.round(d / box)
+            first = d[0] - box * np.round(d[0] / box)
+            d = first + (d - d[0]) - box * np.round((d - d[0]) / box)
         r = np.linalg.norm(d[:, None] - ml[None], axis=-1)
         if r.min() >= cutoff:
             continue
@@ -142,7 +156,7 @@ def test_correction_matches_reference(nma_water, el_system, emle64):
     coulomb = ONE_4PI_EPS0 * float((q_ml[:, None] * q[None] / np.linalg.norm(ml[:, None] - mm[None], axis=-1)).sum())
     print(f"\nE_static {static:.4f}, E_induced {induced:.4f}, MM Coulomb {coulomb:.4f}, E_corr {e_corr:.4f} kJ/mol "
           f"({len(q)} MM charges inside the cutoff)")
-    assert len(q) > 300 and abs(static) > 1.0 and abs(induced) > 1.0 and abs(e_corr) > 0.1
+    assert len(q) > 150 and abs(static) > 1.0 and abs(induced) > 1.0 and abs(e_corr) > 0.1
     # EMLE's and the reference's Coulomb constants differ by 1e-8 relative (CODATA 2014 vs OpenMM)
     assert e_corr == pytest.approx(static + induced - coulomb, abs=2e-5)
     from openmm_hybrid.energy import energy_decomposition
@@ -176,7 +190,7 @@ def test_mm_variant_equals_mechanical(nma_water, ani_double, el_system):
     assert abs(parts["emle_static"]) > 1.0
     assert parts["emle_static"] == pytest.approx(parts["emle_mm_coulomb"], rel=1e-7)
     e_el, _ = Evaluator(el_system.system, box)(xyz)
-    assert abs(e_el - e_mech) > 1.0
+    assert abs(e_el - e_mech) > 0.05
 
 
 def _fd(evaluate, xyz, atom, k, groups, h=1e-5):
@@ -190,7 +204,7 @@ def _fd(evaluate, xyz, atom, k, groups, h=1e-5):
 
 def test_finite_difference_forces(nma_water, el_system):
     """Forces of the EMLE term on ML atoms, on MM atoms well inside the cutoff and on MM atoms in
-    the switching zone (0.6-0.8 nm) equal -dE/dx."""
+    the switching zone (0.5-0.7 nm) equal -dE/dx."""
     built, hybrid = nma_water, el_system
     xyz = xyz_of(built)
     evaluate = Evaluator(hybrid.system, built.topology.getPeriodicBoxVectors())
@@ -221,7 +235,7 @@ def test_energy_continuous_as_ion_crosses_cutoff(nma_water, el_system):
     direction = (anchor - center) / np.linalg.norm(anchor - center)
     evaluate = Evaluator(hybrid.system, built.topology.getPeriodicBoxVectors())
     step = 0.008
-    steps = np.arange(0.52, 0.92, step)
+    steps = np.arange(CUTOFF - 0.28, CUTOFF + 0.12, step)
     energies, works, nearest = [], [], []
     for s in steps:
         moved = xyz.copy()
@@ -292,7 +306,7 @@ def test_rotation_translation_and_atom_order_invariance(nma_water, nma_cluster, 
     e_ref, f_ref = evaluate(xyz, {EMLE_GROUP})
     e_moved, f_moved = evaluate(moved, {EMLE_GROUP})
     e_perm, f_perm = evaluate_permuted(xyz, {EMLE_GROUP})
-    assert abs(e_ref) > 1.0
+    assert abs(e_ref) > 0.05 and np.abs(f_ref).max() > 1.0
     assert e_moved == pytest.approx(e_ref, abs=1e-8)
     np.testing.assert_allclose(f_moved, f_ref @ rotation.T, atol=1e-7)
     assert e_perm == pytest.approx(e_ref, abs=1e-8)
@@ -382,7 +396,7 @@ def test_charged_ligand(charged_toy, ani_double, emle64):
     """Acetate (net charge -1): the QEq constraint uses it, with a model that supports charge;
     ANI-2x (neutral only) is refused."""
     from openmm_hybrid.builder import build_system
-    built = build_system(ligand="CC(=O)[O-]", solvent="explicit", padding=1.1)
+    built = build_system(ligand="CC(=O)[O-]", solvent="explicit", padding=PADDING)
     hybrid = electrostatic(built, charged_toy, emle64, precision="double")
     assert hybrid.region_info["net_charge"] == -1
     xyz = xyz_of(built)
@@ -406,6 +420,10 @@ def test_refusals(nma_water, ani_double, charged_toy, emle64):
     built = nma_water
     with pytest.raises(HybridError, match="half the periodic box"):
         electrostatic(built, ani_double, emle64, embedding_cutoff=1.2)
+    # fits the box at creation, but not with the region's radius and a water's extent: refused on use
+    too_wide = electrostatic(built, ani_double, emle64, embedding_cutoff=1.1)
+    with pytest.raises(openmm.OpenMMException, match="minimum images would be ambiguous"):
+        Evaluator(too_wide.system, built.topology.getPeriodicBoxVectors())(xyz_of(built), {EMLE_GROUP})
     with pytest.raises(HybridError, match="needs an EMLE parameter file"):
         create_hybrid_system(built.topology, built.system, "resname LIG", model=ani_double,
                              embedding="electrostatic")
@@ -421,9 +439,10 @@ def test_refusals(nma_water, ani_double, charged_toy, emle64):
         electrostatic(built, charged_toy, emle64, region="resname NA", precision="double")
 
 
-def test_cli_embed_energy_and_round_trip(nma_water, tmp_path, capsys):
+def test_cli_embed_energy_and_round_trip(nma_water, charged_toy, tmp_path, capsys):
     """openmm-hybrid embed --embedding electrostatic / energy: settings and force groups in embed.json,
-    emle_static/emle_induced reported, components sum to the total, system.xml round trip."""
+    emle_static/emle_induced reported, components sum to the total, system.xml round trip.
+    (The ML model is the toy TorchScript file: the EMLE plumbing is what is tested here.)"""
     from openmm_hybrid.cli import main
     from openmm_hybrid.serialization import load_system
     nma_water.save(tmp_path / "build")
@@ -434,7 +453,7 @@ def test_cli_embed_energy_and_round_trip(nma_water, tmp_path, capsys):
                  "--out", str(tmp_path / "bad")]) == 2
     assert "only used with --embedding electrostatic" in capsys.readouterr().err
     assert main(["--quiet", "embed", "--input", str(tmp_path / "build"), "--embedding", "electrostatic",
-                 "--emle-model", str(emle_model_path()), "--emle-alpha-mode", "reference",
+                 "--model", charged_toy, "--emle-model", str(emle_model_path()), "--emle-alpha-mode", "reference",
                  "--embedding-cutoff", str(CUTOFF), "--precision", "double",
                  "--out", str(tmp_path / "embed")]) == 0
     info = json.loads((tmp_path / "embed" / "embed.json").read_text())
@@ -463,13 +482,8 @@ def test_nve_energy_conservation(nma_water, ani_single):
     built = nma_water
     hybrid = electrostatic(built, ani_single, str(emle_model_path()))
     assert hybrid.embedding_settings["emle_precision"] == "double"
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # small tensors: torch's intra-op threads only compete with OpenMM's
-    try:
-        drift, rms, n_dof = nve_drift(tighten_pme(hybrid.system), built.positions,
-                                      built.topology.getPeriodicBoxVectors(), steps=1000)
-    finally:
-        torch.set_num_threads(threads)
+    drift, rms, n_dof = nve_drift(tighten_pme(hybrid.system), built.positions,
+                                  built.topology.getPeriodicBoxVectors(), steps=1000)
     print(f"\nelectrostatic ML/MM NVE (velocity Verlet, 0.5 fs, 0.5 ps, {n_dof} dof): drift {drift:+.5f} "
           f"kT/ns/dof, fluctuation {rms:.3f} kJ/mol")
     assert abs(drift) < DRIFT_BOUND_KT

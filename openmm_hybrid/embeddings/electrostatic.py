@@ -26,10 +26,11 @@ not at all when none is within ``r_c``; w is twice continuously differentiable i
 coordinates (the energy is continuous and forces are consistent with it), and whole groups
 (neutral waters) are switched together.  Defaults: ``r_c`` = 1.0 nm, ``r_on`` = ``r_c`` - 0.2 nm.
 
-Periodic systems: the region is made whole about its first atom, and every MM atom is taken
-at its minimum image relative to the region's centroid; this is exact as long as
-``r_c`` + (region radius about its centroid) < half the smallest box width, which is checked
-when the force is made (``r_c`` alone) and at every evaluation (raises otherwise).
+Periodic systems: the region is made whole about its first atom, and every MM residue is
+taken whole, at the minimum image of its first atom relative to the region's centroid.  This
+is unambiguous while ``r_c`` + (region radius about its centroid) + (extent of the selected
+residues about their first atoms) < half the smallest box width, which is checked when the
+force is made (``r_c`` alone) and at every evaluation (raises otherwise).
 
 With ``interpolate=True`` the coupling force takes ``lambda_interpolate`` (its energy is
 multiplied by it), so lambda = 0 is pure MM and lambda = 1 the electrostatically embedded
@@ -49,8 +50,9 @@ from ..models.emle import ALPHA_MODES, EMLE_METHODS, HARTREE_TO_KJ_MOL, NM_TO_BO
 
 DEFAULT_CUTOFF_NM = 1.0
 DEFAULT_SWITCH_WIDTH_NM = 0.2
-# EMLE runs in float64 by default, whatever the ML model's precision: NVE runs conserved energy
-# clearly better with it (see README), for ~1 ms more per step for a small ligand on a CPU.
+# EMLE runs in float64 by default, whatever the ML model's precision: E_corr is a difference of
+# sums over hundreds of charges, and float64 costs about 1 ms more per step for a small ligand on
+# a CPU (emle_precision="single" is available).
 DEFAULT_EMLE_PRECISION = "double"
 _FAR_AWAY_NM = 1.0e6  # position of the padding entries of the group table: S = 0 there
 
@@ -84,6 +86,11 @@ class EMLEEmbeddingEnergy(torch.nn.Module):
         self.register_buffer("mm_atoms", torch.tensor(mm_atoms, dtype=torch.int64))
         self.register_buffer("mm_charges", torch.tensor(mm_charges, dtype=dtype))
         self.register_buffer("groups", torch.tensor(groups, dtype=torch.int64).reshape(-1, groups.shape[1]))
+        first_atom = np.zeros(len(mm_atoms), dtype=np.int64)  # for every MM atom, the first atom of its residue
+        for row in groups:
+            members = row[row < len(mm_atoms)]
+            first_atom[members] = members[0]
+        self.register_buffer("first_atom", torch.tensor(first_atom, dtype=torch.int64))
         self.register_buffer("far_away", torch.full((1, 3), _FAR_AWAY_NM, dtype=dtype))
         self.cutoff = float(cutoff)
         self.switch_distance = float(switch_distance)
@@ -109,18 +116,18 @@ class EMLEEmbeddingEnergy(torch.nn.Module):
         pos = positions.to(dtype)
         ml = pos.index_select(0, self.ml_atoms)
         mm = pos.index_select(0, self.mm_atoms)
-        if self.periodic and boxvectors is not None:
+        periodic = self.periodic and boxvectors is not None
+        box = torch.zeros(3, 3, dtype=dtype, device=pos.device)
+        offsets = torch.zeros_like(mm)
+        if periodic and boxvectors is not None:
             box = boxvectors.to(dtype)
             ml = ml[0] + self._min_image(ml - ml[0], box)
             center = ml.mean(0)
             ml = ml - center
-            mm = self._min_image(mm - center, box)
-            radius = float(torch.sqrt((ml.detach() ** 2).sum(1)).max())
-            half_width = 0.5 * float(torch.min(torch.stack([box[0, 0], box[1, 1], box[2, 2]])))
-            if radius + self.cutoff >= half_width:
-                raise RuntimeError("EMLE embedding: the embedding cutoff ({} nm) plus the ML region's radius ({} "
-                                   "nm) exceeds half the periodic box ({} nm); use a larger box or a smaller "
-                                   "cutoff".format(self.cutoff, radius, half_width))
+            # each residue whole, at the image of its first atom nearest the region's centroid
+            first = (mm - center).index_select(0, self.first_atom)
+            offsets = self._min_image(mm - center - first, box)
+            mm = self._min_image(first, box) + offsets
         else:
             center = ml.mean(0)
             ml = ml - center
@@ -136,6 +143,16 @@ class EMLEEmbeddingEnergy(torch.nn.Module):
         outside = (1.0 - self._switch(r)).prod(1).view(groups.shape[0], groups.shape[1]).prod(1)
         weights = (1.0 - outside).unsqueeze(1).expand(groups.shape[0], groups.shape[1]).reshape(-1)[valid]
         atoms = entries[valid]
+        if periodic and atoms.shape[0] > 0:
+            # the images are unambiguous while cutoff + region radius + residue extent < half the box
+            radius = float(torch.sqrt((ml.detach() ** 2).sum(1)).max())
+            extent = float(torch.sqrt((offsets.detach().index_select(0, atoms) ** 2).sum(1)).max())
+            half_width = 0.5 * float(torch.min(torch.stack([box[0, 0], box[1, 1], box[2, 2]])))
+            if radius + self.cutoff + extent >= half_width:
+                raise RuntimeError("EMLE embedding: the embedding cutoff ({} nm) plus the ML region's radius ({} nm) "
+                                   "plus the extent of an MM residue ({} nm) reaches half the periodic box ({} nm): "
+                                   "minimum images would be ambiguous; use a larger box or a smaller "
+                                   "cutoff".format(self.cutoff, radius, extent, half_width))
         charges = self.mm_charges.index_select(0, atoms) * weights
         return ml, padded[valid], charges
 
