@@ -1,7 +1,7 @@
 """ms/step of electrostatic (EMLE) over mechanical embedding, side by side on the same System.
 
-Pure MM, mechanical embedding (ANI-2x) and electrostatic embedding (ANI-2x + EMLE, method
-electrostatic and nonpol) run in this one process on the same System, positions, platform
+Pure MM, mechanical embedding (ANI-2x) and electrostatic embedding (ANI-2x + EMLE: method
+electrostatic, nonpol, and EMLE in float32 instead of the default float64) run in this one process on the same System, positions, platform
 and integrator (LangevinMiddle, 1 fs), interleaved over several rounds so that machine load
 hits them alike; the median round is reported, with the process CPU time per step (less
 sensitive to other processes on a shared machine than wall time).
@@ -56,7 +56,7 @@ def main(argv=None):
                         help="p-xylene in a 3.2 nm water box (default) or the bundled T4 lysozyme complex")
     parser.add_argument("--emle-model", default=DEFAULT_EMLE)
     parser.add_argument("--embedding-cutoff", type=float, default=1.0, help="nm")
-    parser.add_argument("--precision", choices=["single", "double"], default="single")
+    parser.add_argument("--precision", choices=["single", "double"], default="single", help="ANI-2x precision")
     parser.add_argument("--platform", default="CPU")
     parser.add_argument("--steps", type=int, default=50, help="steps per timed round")
     parser.add_argument("--rounds", type=int, default=5)
@@ -82,6 +82,8 @@ def main(argv=None):
                                                               **common, **emle).system,
         "electrostatic, nonpol": create_hybrid_system(built.topology, built.system, "resname LIG", **common,
                                                       **emle, emle_method="nonpol").system,
+        "electrostatic, EMLE in float32": create_hybrid_system(built.topology, built.system, "resname LIG",
+                                                               **common, **emle, emle_precision="single").system,
     }
     contexts = {name: make_context(system, built, args.platform) for name, system in systems.items()}
     for context, integrator in contexts.values():

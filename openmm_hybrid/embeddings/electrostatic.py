@@ -111,50 +111,66 @@ class EMLEEmbeddingEnergy(torch.nn.Module):
 
     def _embedding(self, positions: torch.Tensor,
                    boxvectors: Optional[torch.Tensor]) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Region positions about its centroid, switched MM charges and their positions (nm)."""
+        """Region positions about its centroid, positions of the MM charges EMLE sees (same origin)
+        and their switched charges; nm, e."""
         dtype = self.ml_charges.dtype
+        device = positions.device
         pos = positions.to(dtype)
         ml = pos.index_select(0, self.ml_atoms)
-        mm = pos.index_select(0, self.mm_atoms)
         periodic = self.periodic and boxvectors is not None
-        box = torch.zeros(3, 3, dtype=dtype, device=pos.device)
-        offsets = torch.zeros_like(mm)
+        box = torch.zeros(3, 3, dtype=dtype, device=device)
         if periodic and boxvectors is not None:
             box = boxvectors.to(dtype)
             ml = ml[0] + self._min_image(ml - ml[0], box)
-            center = ml.mean(0)
-            ml = ml - center
-            # each residue whole, at the image of its first atom nearest the region's centroid
-            first = (mm - center).index_select(0, self.first_atom)
-            offsets = self._min_image(mm - center - first, box)
-            mm = self._min_image(first, box) + offsets
-        else:
-            center = ml.mean(0)
-            ml = ml - center
-            mm = mm - center
-        # groups with an atom within the cutoff of any ML atom (selection only: no gradient)
-        nearest = torch.cdist(mm.detach(), ml.detach()).min(1).values
-        inside = torch.cat([nearest < self.cutoff, torch.zeros(1, dtype=torch.bool, device=mm.device)])
-        groups = self.groups[inside[self.groups].any(1)]  # (k, G); padding entries index len(mm)
-        entries = groups.reshape(-1)
-        valid = entries < mm.shape[0]
-        padded = torch.cat([mm, self.far_away]).index_select(0, entries)  # (k G, 3)
-        r = torch.sqrt(((padded.unsqueeze(1) - ml.unsqueeze(0)) ** 2).sum(-1))  # (k G, n)
-        outside = (1.0 - self._switch(r)).prod(1).view(groups.shape[0], groups.shape[1]).prod(1)
-        weights = (1.0 - outside).unsqueeze(1).expand(groups.shape[0], groups.shape[1]).reshape(-1)[valid]
-        atoms = entries[valid]
+        center = ml.mean(0)
+        ml = ml - center
+        # Geometry and selection without gradients, over all MM charges: each residue whole, at
+        # the image of its first atom nearest the region's centroid, as a lattice shift per atom.
+        mm = pos.detach().index_select(0, self.mm_atoms) - center.detach()
+        offsets = torch.zeros_like(mm)
+        shift = torch.zeros_like(mm)
+        if periodic:
+            first = mm.index_select(0, self.first_atom)
+            offsets = self._min_image(mm - first, box)
+            shift = self._min_image(first, box) + offsets - mm
+            mm = mm + shift
+        n_mm = mm.shape[0]
+        # residue distance to the region: the smallest over its atoms and the ML atoms.  Residues
+        # within r_on have w = 1 exactly (a factor 1 - S is 0), those beyond r_c are left out (w = 0),
+        # and only those in between need the switching product.
+        nearest = torch.cdist(mm, ml.detach(), compute_mode="donot_use_mm_for_euclid_dist").min(1).values
+        nearest = torch.cat([nearest, torch.full((1,), 2.0 * self.cutoff + 1.0, dtype=dtype, device=device)])
+        group_nearest = nearest[self.groups].min(1).values  # padding entries index n_mm
+        full = self.groups[group_nearest <= self.switch_distance].reshape(-1)
+        full = full[full < n_mm]
+        zone = self.groups[(group_nearest > self.switch_distance) & (group_nearest < self.cutoff)]
+        entries = zone.reshape(-1)
+        valid = entries < n_mm
+        atoms = torch.cat([full, entries[valid]])
         if periodic and atoms.shape[0] > 0:
             # the images are unambiguous while cutoff + region radius + residue extent < half the box
-            radius = float(torch.sqrt((ml.detach() ** 2).sum(1)).max())
-            extent = float(torch.sqrt((offsets.detach().index_select(0, atoms) ** 2).sum(1)).max())
+            radius = float(torch.sqrt((ml.detach() * ml.detach()).sum(1)).max())
+            selected_offsets = offsets.index_select(0, atoms)
+            extent = float(torch.sqrt((selected_offsets * selected_offsets).sum(1)).max())
             half_width = 0.5 * float(torch.min(torch.stack([box[0, 0], box[1, 1], box[2, 2]])))
             if radius + self.cutoff + extent >= half_width:
                 raise RuntimeError("EMLE embedding: the embedding cutoff ({} nm) plus the ML region's radius ({} nm) "
                                    "plus the extent of an MM residue ({} nm) reaches half the periodic box ({} nm): "
                                    "minimum images would be ambiguous; use a larger box or a smaller "
                                    "cutoff".format(self.cutoff, radius, extent, half_width))
+        # positions of the selected charges, differentiable (the lattice shifts are constants)
+        selected = pos.index_select(0, self.mm_atoms.index_select(0, atoms)) - center + shift.index_select(0, atoms)
+        # switching weights of the residues in the switching zone
+        rows = torch.full(entries.shape, atoms.shape[0], dtype=torch.int64, device=device)
+        rows[valid] = torch.arange(full.shape[0], atoms.shape[0], dtype=torch.int64, device=device)
+        padded = torch.cat([selected, self.far_away]).index_select(0, rows)  # (k G, 3)
+        diff = padded.unsqueeze(1) - ml.unsqueeze(0)
+        r = torch.sqrt((diff * diff).sum(-1))  # (k G, n), all >= r_on
+        outside = (1.0 - self._switch(r)).prod(1).view(zone.shape[0], zone.shape[1]).prod(1)
+        zone_weights = (1.0 - outside).unsqueeze(1).expand(zone.shape[0], zone.shape[1]).reshape(-1)[valid]
+        weights = torch.cat([torch.ones(full.shape[0], dtype=dtype, device=device), zone_weights])
         charges = self.mm_charges.index_select(0, atoms) * weights
-        return ml, padded[valid], charges
+        return ml, selected, charges
 
     def _scale(self, boxvectors: Optional[torch.Tensor],
                scale: Optional[torch.Tensor]) -> Tuple[Optional[torch.Tensor], Optional[torch.Tensor]]:

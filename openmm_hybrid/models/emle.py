@@ -151,6 +151,7 @@ class EMLE(torch.nn.Module):
     method: str
     a_qeq: float
     a_thole: float
+    n_ref: List[int]
     nm_to_bohr: float
     hartree_to_kj_mol: float
     supported_elements: List[int]
@@ -179,8 +180,8 @@ class EMLE(torch.nn.Module):
         mask = np.asarray(params["aev_mask"]).astype(bool)
         self.register_buffer("aev_index", torch.tensor(np.nonzero(mask)[0], dtype=torch.int64))
         ref = np.asarray(params["ref_aev"], dtype=np.float64)
-        n_species, max_ref, n_features = ref.shape
-        self.register_buffer("ref_features", torch.tensor(ref.reshape(n_species * max_ref, n_features), dtype=dtype))
+        self.n_ref = [int(n) for n in params["n_ref"]]
+        self.register_buffer("ref_features", torch.tensor(ref, dtype=dtype))  # (species, max_ref, features)
         targets = [params["s_ref"], params["chi_ref"],
                    params["sqrtk_ref"] if params.get("sqrtk_ref") is not None else np.ones_like(params["s_ref"])]
         coefs, means = zip(*(_gpr_coefficients(ref, params["n_ref"], np.asarray(t)) for t in targets))
@@ -211,12 +212,16 @@ class EMLE(torch.nn.Module):
 
     def _gpr(self, species: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
         """GPR predictions (3, n): s (Bohr), chi (Hartree/e), sqrt(k)."""
-        n = species.shape[0]
-        n_species = self.gpr_mean.shape[1]
-        kernel = (features @ self.ref_features.t()) ** 2  # (n, species * max_ref)
-        kernel = kernel.view(n, n_species, -1)[torch.arange(n, device=species.device), species]  # (n, max_ref)
-        coef = self.gpr_coef[:, species]  # (3, n, max_ref)
-        return (kernel.unsqueeze(0) * coef).sum(-1) + self.gpr_mean[:, species]
+        out = torch.zeros(3, species.shape[0], dtype=features.dtype, device=features.device)
+        for e, n_ref in enumerate(self.n_ref):  # each atom against its own element's references only
+            index = torch.nonzero(species == e).squeeze(1)
+            if index.shape[0] == 0:
+                continue
+            similarity = features.index_select(0, index) @ self.ref_features[e, :n_ref].t()
+            kernel = similarity * similarity  # (atoms of e, references of e)
+            predicted = self.gpr_coef[:, e, :n_ref] @ kernel.t() + self.gpr_mean[:, e].unsqueeze(1)
+            out = out.index_copy(1, index, predicted)
+        return out
 
     def _qeq(self, xyz: torch.Tensor, s: torch.Tensor, chi: torch.Tensor, net_charge: torch.Tensor) -> torch.Tensor:
         n = xyz.shape[0]
