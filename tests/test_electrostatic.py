@@ -365,6 +365,12 @@ def test_openmm_ml_registration(nma_water, ani_double, el_system, monkeypatch):
     e_ours, _ = Evaluator(ours, box)(xyz)
     e_hybrid, _ = Evaluator(el_system.system, box)(xyz)
     assert e_ours == pytest.approx(e_hybrid, abs=1e-6)
+    # (openmm-ml's own interpolate=True works too, but its CustomCVForce set-up takes minutes here)
+    # the entry point declared in setup.py resolves to a working factory
+    from importlib.metadata import EntryPoint
+    factory = EntryPoint(name="electrostatic", group="openmmml.embeddings",
+                         value="openmm_hybrid.openmmml_plugin:ElectrostaticEmbeddingFactory").load()()
+    assert hasattr(factory.createEmbedding("electrostatic"), "createMixedSystem")
 
 
 TOY_MODEL = '''
@@ -434,6 +440,8 @@ def test_refusals(nma_water, ani_double, charged_toy, emle64):
     with pytest.raises(HybridError, match="electrostatic"):
         create_hybrid_system(built.topology, built.system, "resname LIG", model=ani_double,
                              emle_model=str(emle_model_path()))
+    with pytest.raises(HybridError, match="unknown electrostatic-embedding option"):
+        electrostatic(built, ani_double, emle64, emle_cutof=0.5)
     # a region EMLE cannot describe (sodium), with a model that accepts it
     with pytest.raises(ModelError, match="element\\(s\\) Na"):
         electrostatic(built, charged_toy, emle64, region="resname NA", precision="double")

@@ -375,6 +375,9 @@ def create_electrostatic_system(topology, system, atoms, model, force_group, int
     (default double, independently of the ML model's precision).
     """
     from .mechanical import create_mechanical_system
+    unknown = sorted(k for k in options if k.startswith(("emle_", "embedding_")))
+    if unknown:
+        raise HybridError(f"unknown electrostatic-embedding option(s): {', '.join(unknown)}")
     settings = resolve_settings(emle_model, emle_alpha_mode, emle_method, embedding_cutoff,
                                 embedding_switch_distance, emle_force_group, emle_precision)
     group = force_group if settings["emle_force_group"] is None else settings["emle_force_group"]
