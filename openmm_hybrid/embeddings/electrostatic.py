@@ -164,8 +164,7 @@ class EMLEEmbeddingEnergy(torch.nn.Module):
         rows = torch.full(entries.shape, atoms.shape[0], dtype=torch.int64, device=device)
         rows[valid] = torch.arange(full.shape[0], atoms.shape[0], dtype=torch.int64, device=device)
         padded = torch.cat([selected, self.far_away]).index_select(0, rows)  # (k G, 3)
-        diff = padded.unsqueeze(1) - ml.unsqueeze(0)
-        r = torch.sqrt((diff * diff).sum(-1))  # (k G, n), all >= r_on
+        r = torch.cdist(padded, ml, compute_mode="donot_use_mm_for_euclid_dist")  # (k G, n), all >= r_on
         outside = (1.0 - self._switch(r)).prod(1).view(zone.shape[0], zone.shape[1]).prod(1)
         zone_weights = (1.0 - outside).unsqueeze(1).expand(zone.shape[0], zone.shape[1]).reshape(-1)[valid]
         weights = torch.cat([torch.ones(full.shape[0], dtype=dtype, device=device), zone_weights])

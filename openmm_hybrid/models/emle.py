@@ -275,8 +275,7 @@ class EMLE(torch.nn.Module):
         """
         xyz = ml_positions * self.nm_to_bohr
         mm_xyz = mm_positions * self.nm_to_bohr
-        diff = xyz.unsqueeze(1) - mm_xyz.unsqueeze(0)  # (n, m, 3), x_i - X_a
-        r = torch.sqrt((diff * diff).sum(-1))  # (n, m)
+        r = torch.cdist(xyz, mm_xyz, compute_mode="donot_use_mm_for_euclid_dist")  # (n, m), exact differences
         if self.method == "mm":
             static = (((ml_mm_charges - coulomb_charges).unsqueeze(1) / r) * mm_charges.unsqueeze(0)).sum()
             return torch.stack([static, torch.zeros_like(static)]) * self.hartree_to_kj_mol
@@ -292,18 +291,18 @@ class EMLE(torch.nn.Module):
         static = (potential * mm_charges.unsqueeze(0)).sum()
         if self.method == "nonpol":
             return torch.stack([static, torch.zeros_like(static)]) * self.hartree_to_kj_mol
-        induced = self._induced(xyz, diff, r, s, alpha, mm_charges)
+        induced = self._induced(xyz, mm_xyz, r, s, alpha, mm_charges)
         return torch.stack([static, induced]) * self.hartree_to_kj_mol
 
-    def _induced(self, xyz: torch.Tensor, diff: torch.Tensor, r: torch.Tensor, s: torch.Tensor,
+    def _induced(self, xyz: torch.Tensor, mm_xyz: torch.Tensor, r: torch.Tensor, s: torch.Tensor,
                  alpha: torch.Tensor, mm_charges: torch.Tensor) -> torch.Tensor:
         n = xyz.shape[0]
-        r3 = (r ** 3).unsqueeze(-1)
-        undamped = (mm_charges.view(1, -1, 1) * diff / r3).sum(1)  # (n, 3)
-        s2 = 2.0 * s.unsqueeze(1)
-        x = r / s2
-        f1 = 1.0 - (1.0 + x + 0.5 * x * x) * torch.exp(-x)
-        damped = (mm_charges.view(1, -1, 1) * f1.unsqueeze(-1) * diff / r3).sum(1)
+        # fields sum_a w_ia (x_i - X_a) as x_i sum_a w_ia - (w X)_i: no (n, m, 3) tensors
+        w = mm_charges.unsqueeze(0) / (r * r * r)
+        undamped = xyz * w.sum(1, keepdim=True) - w @ mm_xyz  # (n, 3)
+        x = r / (2.0 * s.unsqueeze(1))
+        w_damped = w * (1.0 - (1.0 + x + 0.5 * x * x) * torch.exp(-x))
+        damped = xyz * w_damped.sum(1, keepdim=True) - w_damped @ mm_xyz
         # Thole-damped dipole interaction matrix (3n x 3n)
         eye = torch.eye(n, dtype=xyz.dtype, device=xyz.device)
         rij = xyz.unsqueeze(1) - xyz.unsqueeze(0)
