@@ -101,7 +101,7 @@ def test_autograd_forces_match_finite_differences(models, adp, which):
     grad = torch.autograd.grad(energy, ml if which == "ml" else mm)[0].numpy()
     rng = np.random.default_rng(0)
     if which == "ml":
-        picks = [(i, k) for i in (4, 15) for k in range(3)]  # a carbon and a nitrogen
+        picks = [(i, k) for i in (4, 15) for k in range(3)]  # a carbon and an oxygen
     else:  # the MM atoms nearest the solute carry the largest gradients
         near = np.argsort(np.linalg.norm(adp["xyz_mm"][:, None] - adp["xyz_qm"][None], axis=-1).min(1))[:3]
         picks = [(int(a), int(rng.integers(3))) for a in near]

@@ -43,7 +43,7 @@ import openmm
 import torch
 from openmm import unit
 
-from ..errors import HybridError, ModelError
+from ..errors import HybridError
 from ..interpolation import INTERPOLATION_PARAMETER
 from ..ml_force import EMLE_FORCE_NAME, create_module_force
 from ..models.emle import ALPHA_MODES, EMLE_METHODS, HARTREE_TO_KJ_MOL, NM_TO_BOHR, EMLEModel
