@@ -136,7 +136,8 @@ def tighten_pme(system, tolerance=1e-5):
 
 
 def make_context(system, integrator, platform, state=None, box=None, positions=None):
-    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName(platform))
+    platform = openmm.Platform.getPlatformByName(platform)
+    context = openmm.Context(ml_force.for_platform(system, platform), integrator, platform)
     if state is not None:
         context.setState(state)
     else:

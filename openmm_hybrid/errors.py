@@ -32,3 +32,7 @@ class ModelError(HybridError):
 
 class SimulationError(RuntimeError):
     """A simulation produced an invalid state (NaN energy, ...)."""
+
+
+class PluginError(RuntimeError):
+    """openmm-hybrid's compiled OpenMM plugin is not built or cannot be loaded."""

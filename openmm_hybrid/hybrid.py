@@ -6,7 +6,7 @@ import openmm
 
 from .embeddings import get_embedding
 from .errors import HybridError
-from .ml_force import is_ml_force
+from .ml_force import EMLE_FORCE_NAME, is_ml_force
 from .mts import SCHEME as MTS_SCHEME, make_mts_ready
 from .models import MLModel, load_model
 from .region import RegionSpec, check_region, select_region
@@ -28,9 +28,10 @@ class HybridSystem:
     interpolate : bool
         Whether the global parameter ``lambda_interpolate`` exists (0 = MM, 1 = ML/MM).
     force_groups : dict
-        ``{"ml": int, "mm": [int, ...]}``; with ``mts_ready`` also ``"fast": [int, ...]`` (the full MM
-        Hamiltonian, inner time step) and ``"slow": int`` (ML forces minus the region's internal MM
-        energy, outer time step), see :mod:`openmm_hybrid.mts`.
+        ``{"ml": int, "mm": [int, ...]}``, plus ``"emle"`` (the EMLEEmbedding force's group) with
+        electrostatic embedding; with ``mts_ready`` also ``"fast": [int, ...]`` (the full MM
+        Hamiltonian, inner time step) and ``"slow": int`` (ML and embedding forces minus the region's
+        internal MM energy, outer time step), see :mod:`openmm_hybrid.mts`.
     region_info : dict
         Net charge and element counts of the region.
     """
@@ -44,6 +45,7 @@ class HybridSystem:
     force_groups: dict
     region_info: dict = field(default_factory=dict)
     region_spec: Optional[str] = None
+    embedding_settings: dict = field(default_factory=dict)
     mts_ready: bool = False
 
     def metadata(self) -> dict:
@@ -62,6 +64,7 @@ class HybridSystem:
             **({"mts_scheme": MTS_SCHEME} if self.mts_ready else {}),
             "region_net_charge": self.region_info.get("net_charge"),
             "region_elements": self.region_info.get("elements"),
+            "embedding_settings": self.embedding_settings,
         }
 
 
@@ -82,7 +85,8 @@ def create_hybrid_system(topology, system: openmm.System, region: RegionSpec, mo
     model : str, path or MLModel
         ``"ani2x"``, a TorchScript file, or a loaded model.
     embedding : str
-        ``"mechanical"`` (others are registered in :mod:`openmm_hybrid.embeddings`).
+        ``"mechanical"`` or ``"electrostatic"`` (EMLE; others can be registered in
+        :mod:`openmm_hybrid.embeddings`).
     precision : {"single", "double"}
         Precision of the ML model (ignored if ``model`` is already loaded).
     ml_force_group : int
@@ -100,6 +104,12 @@ def create_hybrid_system(topology, system: openmm.System, region: RegionSpec, mo
         and ``ml_force_group`` becomes the "slow" group, holding every ML/embedding force minus the
         region's internal MM energy.  The total energy is unchanged.  Needs an MM System without
         constraints inside the region.
+    embedding_options :
+        Options of the embedding.  ``"electrostatic"``: ``emle_model`` (path of an EMLE ``.mat``
+        file or an :class:`~openmm_hybrid.models.emle.EMLEModel`), ``emle_alpha_mode``
+        (``"species"``/``"reference"``), ``emle_method`` (``"electrostatic"``/``"nonpol"``/``"mm"``),
+        ``embedding_cutoff`` (nm, default 1.0), ``embedding_switch_distance`` (nm, default
+        cutoff - 0.2), ``emle_force_group`` (default: ``ml_force_group``).
     """
     if not 0 <= int(ml_force_group) <= 31:
         raise HybridError(f"ml_force_group must be between 0 and 31, not {ml_force_group}")
@@ -108,6 +118,8 @@ def create_hybrid_system(topology, system: openmm.System, region: RegionSpec, mo
         raise HybridError(f"force group {ml_force_group} is already used by MM forces of the System "
                           f"(groups {mm_groups}); choose another ml_force_group")
     create = get_embedding(embedding)
+    describe = getattr(create, "describe", None)
+    settings = describe(**embedding_options) if describe is not None else {}  # refuses bad options early
     atoms = select_region(topology, region)
     ml_model = load_model(model, precision=precision, **(model_options or {}))
     info = check_region(topology, system, atoms, ml_model, positions)
@@ -120,7 +132,10 @@ def create_hybrid_system(topology, system: openmm.System, region: RegionSpec, mo
         ml_groups = sorted({f.getForceGroup() for f in hybrid.getForces() if is_ml_force(f)})
         groups = {"ml": ml_groups[0] if len(ml_groups) == 1 else ml_groups,
                   "mm": sorted({f.getForceGroup() for f in hybrid.getForces() if not is_ml_force(f)})}
+    emle_groups = sorted({f.getForceGroup() for f in hybrid.getForces() if f.getName() == EMLE_FORCE_NAME})
+    if emle_groups:
+        groups["emle"] = emle_groups[0]
     return HybridSystem(system=hybrid, topology=topology, ml_atoms=atoms, model=ml_model,
                         embedding=embedding, interpolate=bool(interpolate), force_groups=groups,
                         region_info=info, region_spec=region if isinstance(region, str) else None,
-                        mts_ready=bool(mts_ready))
+                        embedding_settings=settings, mts_ready=bool(mts_ready))
