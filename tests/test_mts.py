@@ -17,7 +17,7 @@ import openmm
 import pytest
 from openmm import unit
 
-from conftest import compute, requires_ani
+from conftest import compute, emle_model_path, requires_ani, requires_emle
 from openmm_hybrid.errors import HybridError
 from openmm_hybrid.hybrid import create_hybrid_system
 from openmm_hybrid.integrators import create_mts_langevin_integrator, create_mts_verlet_integrator
@@ -26,6 +26,18 @@ from openmm_hybrid.mts import mts_force_groups
 pytestmark = requires_ani
 
 LAMBDA = "lambda_interpolate"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Small tensors: torch's intra-op threads only compete with OpenMM's and other processes
+    (an 18-atom ANI-2x evaluation took 0.1-1 s with two threads on the loaded 2-core machine,
+    0.02-0.05 s with one)."""
+    import torch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def _groups(hybrid):
@@ -148,6 +160,36 @@ def test_mts_ready_with_lambda_interpolate(periodic, ani_double):
         assert e_fast == pytest.approx(e_mm, abs=1e-4), lam
         assert np.abs(f_fast - f_mm).max() < 1e-4, lam
     assert e_m != pytest.approx(e_mm, abs=1.0)  # lambda = 1 is not the MM end state
+
+
+@requires_emle
+def test_mts_ready_electrostatic_embedding(periodic, ani_double):
+    """Electrostatic embedding (mechanical System + the EMLEEmbedding correction force) splits
+    as it is: the EMLE force joins the slow group, the fast groups are still the MM Hamiltonian,
+    and energy, forces and dE/dlambda equal the plain electrostatic System's."""
+    from openmm_hybrid.models.emle import EMLEModel
+    built, _, _ = periodic
+    box = built.topology.getPeriodicBoxVectors()
+    emle = EMLEModel(emle_model_path(), precision="double")
+    options = dict(embedding="electrostatic", emle_model=emle, embedding_cutoff=0.6, model=ani_double,
+                   interpolate=True)
+    plain = create_hybrid_system(built.topology, built.system, "resname LIG", **options)
+    mts = create_hybrid_system(built.topology, built.system, "resname LIG", mts_ready=True, **options)
+    assert mts.force_groups["emle"] == mts.force_groups["slow"] == 1
+    names = {f.getName(): f.getForceGroup() for f in mts.system.getForces()}
+    assert names["EMLEEmbedding"] == names["MLPotential"] == 1
+    e_mm, f_mm = compute(built.system, built.positions, "Reference", box)
+    e_mech, _ = compute(periodic[1].system, built.positions, "Reference", box)
+    for lam in (0.35, 1.0):
+        e_p, f_p, d_p = _energy_and_derivative(plain.system, built.positions, box, lam)
+        e_m, f_m, d_m = _energy_and_derivative(mts.system, built.positions, box, lam)
+        assert e_m == pytest.approx(e_p, abs=1e-4), lam
+        assert np.abs(f_m - f_p).max() < 1e-6, lam
+        assert d_m == pytest.approx(d_p, abs=1e-4), lam
+        e_fast, f_fast, _ = _energy_and_derivative(mts.system, built.positions, box, lam, groups={0})
+        assert e_fast == pytest.approx(e_mm, abs=1e-4), lam
+        assert np.abs(f_fast - f_mm).max() < 1e-4, lam
+    assert abs(e_m - e_mech) > 1.0  # the EMLE correction is really there (lambda = 1)
 
 
 def test_mts_ready_system_xml_round_trip(periodic, tmp_path):
