@@ -32,3 +32,15 @@ class ModelError(HybridError):
 
 class SimulationError(RuntimeError):
     """A simulation produced an invalid state (NaN energy, ...)."""
+
+
+class FreeEnergyError(HybridError):
+    """A free-energy workflow cannot run as asked (no lambda_interpolate, charged ligand, bad settings)."""
+
+
+class InsufficientOverlapError(FreeEnergyError):
+    """Neighbouring thermodynamic states (or forward/reverse work distributions) barely overlap."""
+
+
+class RunInterrupted(RuntimeError):
+    """A workflow stopped on request after a number of checkpointed segments; rerun it to resume."""
