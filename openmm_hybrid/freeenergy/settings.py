@@ -42,6 +42,13 @@ class SimulationSettings:
         ``DeterministicForces`` (the Reference platform always is).
     minimize_iterations : int or None
         L-BFGS iterations before equilibration (0: to convergence; ``None``: no minimisation).
+    pressure_bar : float or None
+        Pressure of a Monte Carlo barostat added to periodic Systems (NPT); ``None``: constant
+        volume.  Solvent boxes built by ``Modeller.addSolvent`` start below the equilibrium
+        density (0.8-0.95 g/cm^3 for small boxes), which at constant volume leaves voids that
+        make cavity formation too cheap (hydrophobic solutes then come out too soluble).
+    barostat_interval : int
+        Steps between Monte Carlo volume moves.
     """
 
     temperature_K: float = 298.15
@@ -50,6 +57,8 @@ class SimulationSettings:
     platform: Optional[str] = None
     deterministic: bool = True
     minimize_iterations: Optional[int] = 500
+    pressure_bar: Optional[float] = 1.01325
+    barostat_interval: int = 25
 
 
 @dataclass
@@ -421,6 +430,9 @@ def validate(settings) -> None:
         _positive(settings.temperature_K, "simulation.temperature_K")
         _positive(settings.timestep_fs, "simulation.timestep_fs")
         _positive(settings.friction_per_ps, "simulation.friction_per_ps", allow_zero=True)
+        if settings.pressure_bar is not None:
+            _positive(settings.pressure_bar, "simulation.pressure_bar")
+        _positive(settings.barostat_interval, "simulation.barostat_interval")
         if settings.minimize_iterations is not None:
             _positive(settings.minimize_iterations, "simulation.minimize_iterations", allow_zero=True)
     elif isinstance(settings, NEQSettings):
