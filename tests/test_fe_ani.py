@@ -31,13 +31,13 @@ def one_torch_thread():
 
 
 @pytest.fixture(scope="module")
-def methanol_systems():
+def methanol_systems(ani_single):
     from openmm_hybrid.builder import build_system
     from openmm_hybrid.hybrid import create_hybrid_system
     systems = {}
     for solvent, options in (("vacuum", {}), ("explicit", {"padding": 0.6, "nonbonded_cutoff": 0.6})):
         built = build_system(ligand="CO", solvent=solvent, **options)
-        hybrid = create_hybrid_system(built.topology, built.system, "resname LIG", interpolate=True)
+        hybrid = create_hybrid_system(built.topology, built.system, "resname LIG", model=ani_single, interpolate=True)
         systems[solvent] = (built, hybrid)
     return systems
 
@@ -48,10 +48,10 @@ def correction_settings(method):
         # constant volume: the toy box (1.2 nm) could shrink below twice the cutoff under NPT
         simulation=SimulationSettings(temperature_K=300.0, timestep_fs=1.0, friction_per_ps=5.0, platform="CPU",
                                       minimize_iterations=50, pressure_bar=None),
-        neq=NEQSettings(n_switches=16, switch_steps=20, equilibration_steps=100, steps_between_samples=25,
-                        samples_per_segment=16),
-        mbar=MBARSettings(lambdas=[0.0, 0.5, 1.0], equilibration_steps=100, n_samples=16, steps_between_samples=25,
-                          samples_per_segment=16),
+        neq=NEQSettings(n_switches=10, switch_steps=15, equilibration_steps=40, steps_between_samples=12,
+                        samples_per_segment=10, switches_per_segment=10),
+        mbar=MBARSettings(lambdas=[0.0, 0.5, 1.0], equilibration_steps=40, n_samples=10, steps_between_samples=12,
+                          samples_per_segment=10),
         min_overlap=0.03)
 
 
@@ -83,7 +83,8 @@ def test_hydration_workflow_end_to_end(tmp_path, capsys):
         "alchemical.vacuum={equilibration_steps: 20, n_samples: 6, steps_between_samples: 10, samples_per_segment: 6}",
         "correction.method=neq", "correction.min_overlap=0.0", "correction.simulation.platform=CPU",
         "correction.simulation.minimize_iterations=20", "correction.simulation.pressure_bar=null",
-        "correction.neq={n_switches: 4, switch_steps: 5, equilibration_steps: 10, steps_between_samples: 5}",
+        "correction.neq={n_switches: 4, switch_steps: 5, equilibration_steps: 10, steps_between_samples: 5, "
+        "switches_per_segment: 4}",
         "correction.min_overlap=0.0"])
     settings.correction.min_overlap = 0.0
     result = run_hydration("C", tmp_path / "methane", settings)
@@ -103,9 +104,6 @@ def test_hydration_workflow_end_to_end(tmp_path, capsys):
     assert legs["vacuum"] == pytest.approx(0.0, abs=1e-9)
     assert abs(ml_mm["kcal_per_mol"]) < 20    # the ANI reference energies cancel between water and vacuum
 
-    # the finished run is not recomputed: same numbers when the command is repeated
-    again = run_hydration("C", out, settings)
-    assert again["estimate"] == result["estimate"]
     assert main(["fe", "report", str(out)]) == 0
     table = capsys.readouterr().out
     assert "dG_hyd MM" in table and "dG_hyd ML/MM" in table

@@ -49,7 +49,7 @@ class HarmonicWell(torch.nn.Module):
         return energy
 
 
-def harmonic_system(mm_form="linear", with_lambda=True):
+def harmonic_system(mm_form="linear", with_lambda=True, k1=K1):
     """MM well k0 scaled by (1 - lambda) ("linear", with dE/dlambda), by (1 - lambda^2)
     ("quadratic") or by (1 - lambda) without a derivative ("no-derivative"); ML well k1 times lambda."""
     system = openmm.System()
@@ -75,7 +75,7 @@ def harmonic_system(mm_form="linear", with_lambda=True):
     if mm_form != "no-derivative":
         force.addEnergyParameterDerivative("lambda_interpolate")
     system.addForce(force)
-    system.addForce(create_module_force(torch.jit.script(HarmonicWell(K1)), periodic=False, force_group=1,
+    system.addForce(create_module_force(torch.jit.script(HarmonicWell(k1)), periodic=False, force_group=1,
                                         name=ML_FORCE_NAME, scale_parameter="lambda_interpolate"))
     return system
 
@@ -89,7 +89,7 @@ def settings(method, **overrides):
         simulation=SimulationSettings(temperature_K=T, timestep_fs=10.0, friction_per_ps=10.0, platform="CPU",
                                       minimize_iterations=None),
         neq=NEQSettings(n_switches=100, switch_steps=20, equilibration_steps=200, steps_between_samples=25,
-                        samples_per_segment=50),
+                        samples_per_segment=50, switches_per_segment=25),
         mbar=MBARSettings(lambdas=[0.0, 0.25, 0.5, 0.75, 1.0], equilibration_steps=200, n_samples=80,
                           steps_between_samples=25, samples_per_segment=40))
     for key, value in overrides.items():
@@ -156,10 +156,10 @@ def test_linear_interpolation_of_energies_equals_explicit_evaluation():
         assert work == pytest.approx(exact[2] - exact[1], rel=1e-10)
 
 
-@pytest.mark.parametrize("method, stops", [("neq", (5, 6)), ("mbar", (2, 3))])
+@pytest.mark.parametrize("method, stops", [("neq", (4, 4)), ("mbar", (2, 3))])
 def test_interrupted_run_resumes_to_the_identical_result(tmp_path, method, stops):
     small = settings(method, neq__n_switches=6, neq__switch_steps=10, neq__equilibration_steps=20,
-                     neq__steps_between_samples=10, neq__samples_per_segment=4,
+                     neq__steps_between_samples=10, neq__samples_per_segment=4, neq__switches_per_segment=4,
                      mbar__lambdas=[0.0, 0.5, 1.0], mbar__n_samples=12, mbar__steps_between_samples=10,
                      mbar__samples_per_segment=5, mbar__equilibration_steps=20)
     small.min_overlap = 0.0
@@ -245,6 +245,25 @@ def test_cli_endstate_report_and_refusal(tmp_path, capsys):
     assert "| endstate | dF MM -> ML/MM | NEQ |" in table
     assert f"{results['estimate']['kcal_per_mol']:.3f}" in table
 
+    # binding correction from two folders: the "complex" has a stiffer ML well than the "solvent"
+    stiff = tmp_path / "embed-stiff"
+    _save_as_embed_dir(harmonic_system("linear", k1=1.5 * K1), stiff)
+    binding = tmp_path / "binding"
+    assert main(["--quiet", "fe", "binding-correction", "--complex", str(stiff), "--solvent", str(embed),
+                 "--out", str(binding), "--settings", str(settings_file), "--seed", "9", "--platform", "CPU",
+                 "--mm-dg", "-5.0", "--mm-dg-error", "0.2"]) == 0
+    printed = capsys.readouterr().out
+    assert "ddG_corr =" in printed and "dG_bind(ML/MM) =" in printed
+    result = json.loads((binding / "results.json").read_text())
+    phases = {p: json.loads((binding / p / "results.json").read_text())["estimate"] for p in ("complex", "solvent")}
+    assert result["estimate"]["kT"] == pytest.approx(phases["complex"]["kT"] - phases["solvent"]["kT"], abs=1e-12)
+    assert result["ml_mm_binding"]["kcal_per_mol"] == pytest.approx(-5.0 + result["estimate"]["kcal_per_mol"])
+    assert result["ml_mm_binding"]["kcal_per_mol_error"] == pytest.approx(
+        math.hypot(0.2, result["estimate"]["kcal_per_mol_error"]))
+    exact = 1.5 * N * math.log(1.5)                             # (3n/2) ln(k1'/k1)
+    assert abs(result["estimate"]["kT"] - exact) < 4 * result["estimate"]["kT_error"] + 0.3
+    assert phases["complex"]["kT"] != phases["solvent"]["kT"]
+
     plain = tmp_path / "plain"
     _save_as_embed_dir(harmonic_system(with_lambda=False), plain, with_lambda=False)
     assert main(["fe", "endstate", "--input", str(plain), "--out", str(tmp_path / "x")]) == 2
@@ -282,3 +301,18 @@ def test_npt_run_with_barostat_resumes_to_the_identical_result(tmp_path):
     resumed = run_endstate(system, positions, out, s, box_vectors=box)
     assert resumed["estimate"] == reference["estimate"]
     assert resumed["details"]["delta_f_kT"] == reference["details"]["delta_f_kT"]
+
+
+def test_npt_box_without_room_to_shrink_is_refused():
+    forcefield = app.ForceField("amber14/tip3p.xml")
+    modeller = app.Modeller(app.Topology(), [])
+    modeller.addSolvent(forcefield, boxSize=openmm.Vec3(1.6, 1.6, 1.6) * unit.nanometer)
+    system = forcefield.createSystem(modeller.topology, nonbondedMethod=app.PME,
+                                     nonbondedCutoff=0.79 * unit.nanometer)
+    restraint = openmm.CustomCompoundBondForce(1, "lambda_interpolate*(x1^2+y1^2+z1^2)")
+    restraint.addGlobalParameter("lambda_interpolate", 1.0)
+    restraint.addBond([0], [])
+    system.addForce(restraint)
+    with pytest.raises(FreeEnergyError, match="no room to shrink.*pressure_bar: null"):
+        StateSampler(system, ["lambda_interpolate"], SimulationSettings(platform="Reference"))
+    StateSampler(system, ["lambda_interpolate"], SimulationSettings(platform="Reference", pressure_bar=None))

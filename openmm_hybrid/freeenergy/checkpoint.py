@@ -84,6 +84,7 @@ class Checkpoint:
             self.data = data
         else:
             self.data = {"fingerprint": fingerprint, "stages": {}}
+            self._write()  # so that a later run with another fingerprint is refused
         self.resumed = any(s["segments"] for s in self.data["stages"].values())
 
     def segments_done(self, stage: str) -> int:

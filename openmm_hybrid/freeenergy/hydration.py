@@ -174,11 +174,14 @@ def run_hydration(ligand, out_dir, settings: Optional[HydrationSettings] = None,
     if settings.ml is not None:
         # embed first: an unsupported element or model fails here, before hours of MM sampling
         from ..hybrid import create_hybrid_system
+        from ..models import load_model
+        options = {} if settings.ml.model_index is None else {"model_index": settings.ml.model_index}
+        model = load_model(settings.ml.model, precision=settings.ml.precision, **options)  # once for both phases
         for phase in PHASES:
             built = builds[phase]
-            hybrids[phase] = create_hybrid_system(built.topology, built.system, atoms[phase], model=settings.ml.model,
-                                                  embedding=settings.ml.embedding, precision=settings.ml.precision,
-                                                  interpolate=True, positions=built.positions)
+            hybrids[phase] = create_hybrid_system(built.topology, built.system, atoms[phase], model=model,
+                                                  embedding=settings.ml.embedding, interpolate=True,
+                                                  positions=built.positions)
     legs = {phase: _mm_leg(phase, builds[phase], atoms[phase], settings, out, budget) for phase in PHASES}
     leg_dF = {phase: FreeEnergy.from_dict(legs[phase]["estimate"]) for phase in PHASES}
     mm = leg_dF["vacuum"] - leg_dF["solvent"]

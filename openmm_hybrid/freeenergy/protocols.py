@@ -138,18 +138,26 @@ def run_switching(sampler: StateSampler, parameter: str, neq: NEQSettings, check
             meter.update(checkpoint.segments_done(stage))
 
     lambdas = np.linspace(0.0, 1.0, neq.switch_steps + 1)
+    groups = _segments(neq.n_switches, neq.switches_per_segment)
     works = []
     for direction, source, path in (("forward", "equilibrium_0", lambdas), ("reverse", "equilibrium_1", lambdas[::-1])):
         samples = checkpoint.samples(source)
-        meter = ProgressMeter(f"{label}: {direction} switches", neq.n_switches, checkpoint.segments_done(direction))
-        for i in range(checkpoint.segments_done(direction), neq.n_switches):
-            sampler.start_segment(samples[i], segment_seed(seed, direction, i), {parameter: path[0]})
-            work = 0.0
-            for j in range(1, len(path)):
-                work += sampler.work_increment(parameter, path[j - 1], path[j])
-                if j < len(path) - 1:
-                    sampler.step(1, f"{label} {direction} switch {i}")
-            checkpoint.save_segment(direction, [work], complete=i == neq.n_switches - 1)
-            meter.update(i + 1)
+        meter = ProgressMeter(f"{label}: {direction} switches", neq.n_switches, len(checkpoint.records(direction)))
+        for segment in range(checkpoint.segments_done(direction), len(groups)):
+            first = sum(groups[:segment])
+            records = []
+            for i in range(first, first + groups[segment]):
+                if i == first:  # Context reset and seed once per segment; the switches in it follow on
+                    sampler.start_segment(samples[i], segment_seed(seed, direction, segment), {parameter: path[0]})
+                else:
+                    sampler.load_state(samples[i], {parameter: path[0]})
+                work = 0.0
+                for j in range(1, len(path)):
+                    work += sampler.work_increment(parameter, path[j - 1], path[j])
+                    if j < len(path) - 1:
+                        sampler.step(1, f"{label} {direction} switch {i}")
+                records.append(work)
+            checkpoint.save_segment(direction, records, complete=segment == len(groups) - 1)
+            meter.update(first + groups[segment])
         works.append(np.array(checkpoint.records(direction), dtype=float))
     return works[0], works[1]

@@ -137,10 +137,43 @@ def copy_system(system: openmm.System) -> openmm.System:
     """An independent copy of a System that may hold TorchForces.
 
     ``copy.deepcopy(system)`` goes through OpenMM's XML reader, which crashes on TorchForce
-    with the pinned stack; :func:`openmm_hybrid.serialization.load_system` rebuilds them.
+    with the pinned stack.  Forces are copied one by one instead (TorchForces from their
+    module, by openmm-hybrid's safe ``deepcopy``; the others through OpenMM), which avoids
+    writing the ML model's bytes to XML and back; a System with virtual sites takes the
+    slower route through :func:`openmm_hybrid.serialization.load_system`.
     """
+    import copy
+    from ..ml_force import install_torch_force_copy
     from ..serialization import load_system
-    return load_system(openmm.XmlSerializer.serialize(system))
+    if any(system.isVirtualSite(i) for i in range(system.getNumParticles())):
+        return load_system(openmm.XmlSerializer.serialize(system))
+    install_torch_force_copy()
+    new = openmm.System()
+    for i in range(system.getNumParticles()):
+        new.addParticle(system.getParticleMass(i))
+    for i in range(system.getNumConstraints()):
+        new.addConstraint(*system.getConstraintParameters(i))
+    new.setDefaultPeriodicBoxVectors(*system.getDefaultPeriodicBoxVectors())
+    for force in system.getForces():
+        new.addForce(copy.deepcopy(force))
+    return new
+
+
+def _check_room_to_shrink(system: openmm.System, margin: float = 0.04) -> None:
+    """Refuse NPT for a box within ``margin`` of twice the cutoff: a freshly solvated box is
+    below the equilibrium water density and shrinks, and OpenMM stops when the box becomes
+    narrower than twice the cutoff."""
+    vectors = [v.value_in_unit(unit.nanometer) for v in system.getDefaultPeriodicBoxVectors()]
+    width = min(vectors[i][i] for i in range(3))  # reduced-form box: the diagonal gives the widths
+    cutoffs = [f.getCutoffDistance().value_in_unit(unit.nanometer) for f in system.getForces()
+               if isinstance(f, (openmm.NonbondedForce, openmm.CustomNonbondedForce))
+               and f.usesPeriodicBoundaryConditions()]
+    if cutoffs and width < 2 * max(cutoffs) * (1 + margin):
+        raise FreeEnergyError(
+            f"the periodic box ({width:.3f} nm wide) leaves no room to shrink under constant pressure: it must "
+            f"stay wider than twice the cutoff ({2 * max(cutoffs):.3f} nm), and a freshly solvated box shrinks by "
+            f"a few percent as the water reaches its density; build with more padding (or a shorter cutoff), "
+            f"or set simulation.pressure_bar: null for constant volume")
 
 
 def select_platform(name: Optional[str], deterministic: bool):
@@ -191,6 +224,8 @@ class StateSampler:
         self.kT = thermal_energy(simulation.temperature_K)
         self.periodic = self.system.usesPeriodicBoundaryConditions()
         self.barostats = [f for f in self.system.getForces() if isinstance(f, BAROSTATS)]
+        if self.periodic and simulation.pressure_bar is not None:
+            _check_room_to_shrink(self.system)
         if self.periodic and simulation.pressure_bar is not None and not self.barostats:
             barostat = openmm.MonteCarloBarostat(simulation.pressure_bar * unit.bar,
                                                  simulation.temperature_K * unit.kelvin,
@@ -237,6 +272,16 @@ class StateSampler:
             self.context.setVelocities(state.velocities)
         else:
             self.context.setVelocitiesToTemperature(self.simulation.temperature_K * unit.kelvin, int(seed))
+
+    def load_state(self, state: ChainState, values: Dict[str, float]) -> None:
+        """Load ``state`` (with velocities) into the running Context, without a reset: for
+        consecutive switches inside one segment (the segment's operations are the same in an
+        interrupted and an uninterrupted run, so they stay reproducible)."""
+        if state.box is not None:
+            self.context.setPeriodicBoxVectors(*[openmm.Vec3(*row) for row in state.box])
+        self.context.setPositions(state.positions)
+        self.set_state_values(values)
+        self.context.setVelocities(state.velocities)
 
     def set_state_values(self, values: Dict[str, float]) -> None:
         for name, value in values.items():

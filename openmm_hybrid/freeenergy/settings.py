@@ -78,7 +78,10 @@ class NEQSettings:
     steps_between_samples : int
         Steps between equilibrium samples at an end state.
     samples_per_segment : int
-        Equilibrium samples per checkpointed segment (each switch is its own segment).
+        Equilibrium samples per checkpointed segment.
+    switches_per_segment : int
+        Switches per checkpointed segment (each segment starts with a Context reset, which
+        reloads the ML model: group short switches).
     """
 
     n_switches: int = 100
@@ -86,6 +89,7 @@ class NEQSettings:
     equilibration_steps: int = 10000
     steps_between_samples: int = 1000
     samples_per_segment: int = 10
+    switches_per_segment: int = 1
 
 
 @dataclass
@@ -243,11 +247,14 @@ class MLSettings:
     embedding : str
         ``mechanical`` (or another registered embedding honouring ``interpolate=True``).
     precision : {"single", "double"}
+    model_index : int or None
+        ANI-2x: one network of the ensemble (0-7) instead of all eight (about 8 times cheaper).
     """
 
     model: str = "ani2x"
     embedding: str = "mechanical"
     precision: str = "single"
+    model_index: Optional[int] = None
 
 
 @dataclass
@@ -436,7 +443,8 @@ def validate(settings) -> None:
         if settings.minimize_iterations is not None:
             _positive(settings.minimize_iterations, "simulation.minimize_iterations", allow_zero=True)
     elif isinstance(settings, NEQSettings):
-        for name in ("n_switches", "switch_steps", "steps_between_samples", "samples_per_segment"):
+        for name in ("n_switches", "switch_steps", "steps_between_samples", "samples_per_segment",
+                     "switches_per_segment"):
             _positive(getattr(settings, name), f"neq.{name}")
         _positive(settings.equilibration_steps, "neq.equilibration_steps", allow_zero=True)
         if settings.n_switches < 2:
