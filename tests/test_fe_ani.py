@@ -14,7 +14,7 @@ from conftest import requires_ani
 from openmm_hybrid.errors import FreeEnergyError
 from openmm_hybrid.freeenergy import run_endstate, run_hydration
 from openmm_hybrid.freeenergy.settings import (EndstateSettings, HydrationSettings, MBARSettings, NEQSettings,
-                                               SamplingSettings, SimulationSettings, load_settings)
+                                               SimulationSettings, load_settings)
 
 pytestmark = requires_ani
 

@@ -4,9 +4,6 @@ Settings come from ``--settings FILE`` (YAML or JSON, any subset of the keys), t
 ``--set KEY=VALUE`` overrides, then the explicit options below.  Rerunning a command with
 the same ``--out`` resumes an interrupted run.
 """
-import argparse
-import sys
-
 from .._util import progress
 from ..errors import RunInterrupted
 

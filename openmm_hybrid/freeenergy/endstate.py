@@ -200,7 +200,7 @@ def run_endstate(system: openmm.System, positions, out_dir, settings: Optional[E
     results["status"] = "insufficient_overlap" if error else "ok"
     if error:
         results["error"] = str(error)
-    results["steps"] = sampler.step_count
+    results["steps_this_process"] = sampler.step_count
     results["wall_seconds_this_process"] = time.perf_counter() - t0
     results["resumed"] = checkpoint.resumed
     write_json(out / RESULTS, results)

@@ -167,7 +167,6 @@ def run_hydration(ligand, out_dir, settings: Optional[HydrationSettings] = None,
                                     "ligand": lig.canonical_smiles}, budget)
     write_settings(settings, out / SETTINGS)
     t0 = time.perf_counter()
-    temperature = settings.simulation.temperature_K
     builds = {phase: _build(settings, lig, phase, out / "build" / phase) for phase in PHASES}
     atoms = {phase: _ligand_atoms(builds[phase].topology) for phase in PHASES}
     hybrids = {}
