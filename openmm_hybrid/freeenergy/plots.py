@@ -34,7 +34,7 @@ def plot_work_distributions(w_forward, w_reverse, estimate_kT: float, path, titl
     ax.hist(w_f, bins=bins, alpha=0.55, density=True, label=f"forward W (0 -> 1), n={len(w_f)}")
     ax.hist(w_r, bins=bins, alpha=0.55, density=True, label=f"reverse -W (1 -> 0), n={len(w_r)}")
     ax.axvline(0.0, color="k", lw=1, label="BAR estimate")
-    ax.set_xlabel(f"work - {estimate_kT:.6g} kT  [kT]")
+    ax.set_xlabel(f"work relative to the BAR estimate ({estimate_kT:.6g} kT)  [kT]")
     ax.set_ylabel("probability density")
     if title:
         ax.set_title(title)
