@@ -53,6 +53,14 @@ def test_bar_with_a_large_constant_offset():
     assert large[1] == pytest.approx(small[1], rel=1e-6)
 
 
+def test_second_law_violation_is_flagged():
+    rng = np.random.default_rng(4)
+    w_f, w_r = gaussian_works(1.0, 0.5, 200, rng)
+    assert estimators.neq_analysis(w_f, w_r, 300.0)["warnings"] == []
+    shifted = estimators.neq_analysis(w_f - 0.3, w_r - 0.3, 300.0)   # <W_F> + <W_R> < 0: impossible in equilibrium
+    assert "not equilibrated" in shifted["warnings"][0]
+
+
 def test_no_overlap_of_works_is_an_error():
     rng = np.random.default_rng(3)
     w_f, w_r = gaussian_works(0.0, 12.0, 50, rng)

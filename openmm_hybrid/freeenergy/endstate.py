@@ -206,6 +206,8 @@ def run_endstate(system: openmm.System, positions, out_dir, settings: Optional[E
     write_json(out / RESULTS, results)
     if error:
         raise error
+    for warning in analysis.get("warnings", []):
+        progress(f"{label}: warning: {warning}")
     progress(f"{label}: dF(MM -> ML/MM) = {analysis['estimate']}; results in {out / RESULTS}")
     return results
 

@@ -183,6 +183,7 @@ def neq_analysis(w_forward, w_reverse, temperature_K: float, min_overlap: float 
         # mean dissipated work <W_F> - dF and <W_R> + dF (both >= 0 by the second law)
         "dissipation_forward_kT": float(np.mean(w_f) - df), "dissipation_reverse_kT": float(np.mean(w_r) + df),
         "statistical_inefficiency": g,
+        "warnings": _second_law_warnings(w_f, w_r, g),
         "convergence": neq_convergence(w_f, w_r, temperature_K) if enough_overlap else _empty_convergence(temperature_K),
     }
     if not enough_overlap:
@@ -194,6 +195,20 @@ def neq_analysis(w_forward, w_reverse, temperature_K: float, min_overlap: float 
         error.analysis = result
         raise error
     return result
+
+
+def _second_law_warnings(w_f, w_r, g) -> list:
+    """<W_F> + <W_R> >= 0 when both switches start from equilibrium; a sum significantly
+    below zero means the end-state samples were not equilibrated (or the integrator's
+    sampling error is large)."""
+    total = float(np.mean(w_f) + np.mean(w_r))
+    error = math.sqrt(np.var(w_f, ddof=1) / len(w_f) * max(1.0, g["forward"])
+                      + np.var(w_r, ddof=1) / len(w_r) * max(1.0, g["reverse"]))
+    if total < -3.0 * error and total < -0.01:
+        return [f"<W_forward> + <W_reverse> = {total:.3g} kT is below zero by more than 3 standard errors "
+                f"({error:.2g} kT): the equilibrium samples at the end states are probably not equilibrated "
+                f"(lengthen neq.equilibration_steps or neq.steps_between_samples, or raise the friction in vacuum)"]
+    return []
 
 
 def _empty_convergence(temperature_K) -> dict:
