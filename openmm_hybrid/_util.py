@@ -22,10 +22,11 @@ def cache_dir(*parts: str) -> Path:
 _QUIET = False
 
 
-def set_quiet(quiet: bool) -> None:
-    """Silence (or re-enable) progress messages."""
+def set_quiet(quiet: bool) -> bool:
+    """Silence (or re-enable) progress messages; returns the previous setting."""
     global _QUIET
-    _QUIET = bool(quiet)
+    previous, _QUIET = _QUIET, bool(quiet)
+    return previous
 
 
 def progress(message: str) -> None:

@@ -2,8 +2,12 @@
 
 The protein gets Amber ff14SB (``amber14-all.xml``) with missing hydrogens added at the
 requested pH; the ligand gets GAFF2 + AM1-BCC (or OpenFF) through
-:class:`~openmm_hybrid.template_generator.LigandTemplateGenerator`, the same generator
-users register on their own ``ForceField``, so there is one parametrisation path.
+:class:`~openmm_hybrid.template_generator.LigandTemplateGenerator`.  The force field is a
+:class:`~openmm_hybrid.forcefield.HybridForceField` without a model, i.e. the same object
+users create in their own OpenMM scripts minus the ML step (the ligand is left
+unconstrained as the future ML region), so there is one parametrisation path; ``embed``
+then applies :func:`~openmm_hybrid.hybrid.create_hybrid_system`, which HybridForceField
+calls as well.
 """
 import json
 import os
@@ -162,8 +166,8 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
     -------
     BuiltSystem
     """
+    from .forcefield import HybridForceField
     from .ligand import load_ligand
-    from .template_generator import LigandTemplateGenerator
 
     if solvent not in SOLVENTS:
         raise HybridError(f"solvent must be one of {', '.join(SOLVENTS)}, not {solvent!r}")
@@ -180,14 +184,13 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
         xml_files.append(WATER_XML[water_model])
     elif solvent == "implicit":
         xml_files.append("implicit/obc2.xml")
-    forcefield = app.ForceField(*xml_files)
-
-    lig = None
-    generator = None
-    if ligand is not None:
-        lig = load_ligand(ligand, resname=ligand_resname)
-        generator = LigandTemplateGenerator([lig], forcefield=ligand_ff, cache=ligand_cache)
-        forcefield.registerTemplateGenerator(generator.generator)
+    lig = None if ligand is None else load_ligand(ligand, resname=ligand_resname)
+    # The same force field as HybridForceField(..., ligands=[ligand]) without a model: the
+    # ligand's template comes from the LigandTemplateGenerator and the ligand (the future ML
+    # region) is left unconstrained, unless constrain_ligand; `embed` adds the ML part.
+    forcefield = HybridForceField(*xml_files, ligands=[] if lig is None else [lig], model=None,
+                                  ligand_forcefield=ligand_ff, ligand_cache=ligand_cache,
+                                  constrain_region=constrain_ligand or lig is None)
 
     if protein is not None:
         progress(f"reading protein {protein}")
@@ -228,15 +231,13 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
         kwargs["ewaldErrorTolerance"] = 5e-4
     if hydrogen_mass is not None:
         kwargs["hydrogenMass"] = _quantity(hydrogen_mass, unit.amu)
-    flexible_ligand = constraints is app.HBonds and lig is not None and not constrain_ligand
-    if flexible_ligand:
-        kwargs["constraints"] = None
+    flexible_ligand = constraints is not None and lig is not None and not constrain_ligand
     try:
         system = forcefield.createSystem(modeller.topology, **kwargs)
+    except HybridError:
+        raise
     except ValueError as exc:
         raise HybridError(f"cannot parametrise the system: {exc}") from exc
-    if flexible_ligand:
-        constrain_hydrogen_bonds(system, modeller.topology, skip_residues={ligand_resname})
 
     topology = modeller.topology
     box = topology.getPeriodicBoxVectors()
@@ -269,8 +270,9 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
         "ionic_strength_molar": ionic_strength.value_in_unit(unit.molar) if solvent == "explicit" else None,
         "ph": ph if protein is not None else None,
         "nonbonded_method": "PME" if method == app.PME else "NoCutoff",
-        "constraints": (str(constraints) + (" (ligand X-H bonds flexible)" if flexible_ligand else ""))
-        if constraints is not None else None,
+        "constraints": None if constraints is None else str(constraints) + (
+            "" if not flexible_ligand else " (ligand X-H bonds flexible)" if constraints is app.HBonds
+            else " (ligand unconstrained)"),
         "hydrogen_mass_amu": None if hydrogen_mass is None else _quantity(hydrogen_mass, unit.amu).value_in_unit(unit.amu),
         "box_nm": None if box is None else [[round(x, 6) for x in v.value_in_unit(unit.nanometer)] for v in box],
         "system_charge": round(_total_charge(system), 6),
@@ -279,31 +281,6 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
     progress(f"built: {counts['total']} atoms ({counts['protein']} protein, {counts['ligand']} ligand, "
              f"{info['n_waters']} waters, {counts['ions']} ions)")
     return BuiltSystem(topology, system, modeller.positions, info)
-
-
-def constrain_hydrogen_bonds(system: openmm.System, topology, skip_residues=()) -> int:
-    """Constrain bonds to hydrogen like ``constraints=HBonds``, except in ``skip_residues``.
-
-    The harmonic terms of the newly constrained bonds get a zero force constant, which is
-    what OpenMM's ``HBonds`` leaves for them (no term at all); returns the number added.
-    """
-    atoms = list(topology.atoms())
-    hydrogen = app.element.hydrogen
-    existing = {frozenset(system.getConstraintParameters(i)[:2]) for i in range(system.getNumConstraints())}
-    added = 0
-    for force in system.getForces():
-        if not isinstance(force, openmm.HarmonicBondForce):
-            continue
-        for i in range(force.getNumBonds()):
-            a, b, length, k = force.getBondParameters(i)
-            if atoms[a].residue.name in skip_residues or atoms[b].residue.name in skip_residues:
-                continue
-            if hydrogen not in (atoms[a].element, atoms[b].element) or frozenset((a, b)) in existing:
-                continue
-            system.addConstraint(a, b, length)
-            force.setBondParameters(i, a, b, length, 0.0)
-            added += 1
-    return added
 
 
 def _total_charge(system) -> float:

@@ -33,11 +33,13 @@ def cmd_build(args):
 
 
 def embed_directory(input_dir, out_dir, region="resname LIG", model="ani2x", embedding="mechanical",
-                    precision="single", ml_force_group=1, interpolate=False, model_index=None):
+                    precision="single", ml_force_group=1, interpolate=False, model_index=None,
+                    embedding_options=None):
     """Read a ``build`` directory, create the ML/MM System and write it to ``out_dir``.
 
     Writes ``system.xml``, ``topology.pdb``, ``state.xml`` and ``embed.json`` (``ml_atoms``,
-    ``model``, ``embedding``, ``force_groups``, ...).
+    ``model``, ``embedding``, ``embedding_settings``, ``force_groups``, ...).
+    ``embedding_options`` go to :func:`~openmm_hybrid.hybrid.create_hybrid_system` (EMLE settings).
     """
     from .builder import BuiltSystem, load_build
     from .hybrid import create_hybrid_system
@@ -48,7 +50,8 @@ def embed_directory(input_dir, out_dir, region="resname LIG", model="ani2x", emb
     options = {} if model_index is None else {"model_index": model_index}
     hybrid = create_hybrid_system(built.topology, built.system, region, model=model, embedding=embedding,
                                   precision=precision, ml_force_group=ml_force_group,
-                                  interpolate=interpolate, positions=built.positions, model_options=options)
+                                  interpolate=interpolate, positions=built.positions, model_options=options,
+                                  **(embedding_options or {}))
     info = dict(built.info)
     info.update(hybrid.metadata())
     info["source"] = str(Path(input_dir).resolve())
@@ -60,9 +63,16 @@ def embed_directory(input_dir, out_dir, region="resname LIG", model="ani2x", emb
 
 
 def cmd_embed(args):
+    emle = {"emle_model": args.emle_model, "emle_alpha_mode": args.emle_alpha_mode,
+            "emle_method": args.emle_method, "embedding_cutoff": args.embedding_cutoff,
+            "emle_precision": args.emle_precision}
+    given = {key: value for key, value in emle.items() if value is not None}
+    if args.embedding != "electrostatic" and given:
+        flags = ", ".join("--" + key.replace("_", "-") for key in given)
+        raise HybridError(f"{flags}: only used with --embedding electrostatic")
     embed_directory(args.input, args.out, region=args.region, model=args.model, embedding=args.embedding,
                     precision=args.precision, ml_force_group=args.ml_force_group,
-                    interpolate=args.interpolate, model_index=args.model_index)
+                    interpolate=args.interpolate, model_index=args.model_index, embedding_options=given)
 
 
 def cmd_energy(args):
@@ -135,7 +145,16 @@ def make_parser():
     p.add_argument("--region", default="resname LIG", help="MDTraj selection of the ML region")
     p.add_argument("--model", default="ani2x", help="ani2x or a TorchScript file")
     p.add_argument("--model-index", type=int, default=None, help="ANI-2x: one network (0-7) instead of the ensemble")
-    p.add_argument("--embedding", default="mechanical")
+    p.add_argument("--embedding", default="mechanical", help="mechanical (default) or electrostatic (EMLE)")
+    p.add_argument("--emle-model", default=None, help="electrostatic: EMLE parameter file (.mat, emle-models)")
+    p.add_argument("--emle-alpha-mode", choices=["species", "reference"], default=None,
+                   help="electrostatic: EMLE polarisability mode (default species)")
+    p.add_argument("--emle-method", choices=["electrostatic", "nonpol", "mm"], default=None,
+                   help="electrostatic: static + induced (default), static only, or MM charges")
+    p.add_argument("--embedding-cutoff", type=float, default=None,
+                   help="electrostatic: embedding cutoff in nm (default 1.0; switched over its last 0.2 nm)")
+    p.add_argument("--emle-precision", choices=["single", "double"], default=None,
+                   help="electrostatic: EMLE precision (default double, whatever --precision says)")
     p.add_argument("--precision", choices=["single", "double"], default="single")
     p.add_argument("--ml-force-group", type=int, default=1)
     p.add_argument("--interpolate", action="store_true", help="add lambda_interpolate (0 = MM, 1 = ML/MM)")
@@ -169,12 +188,15 @@ def make_parser():
 
 def main(argv=None):
     args = make_parser().parse_args(argv)
-    set_quiet(args.quiet)
+    # --quiet holds for this command only: main() is also called in-process (tests, scripts)
+    was_quiet = set_quiet(args.quiet)
     try:
         args.func(args)
     except (HybridError, SimulationError) as exc:
         print(f"openmm-hybrid {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        set_quiet(was_quiet)
     return 0
 
 

@@ -4,7 +4,8 @@ from typing import Optional
 import openmm
 from openmm import unit
 
-from .ml_force import is_ml_force
+from . import plugin
+from .ml_force import EMLE_FORCE_NAME, for_platform, is_ml_force
 
 _BONDED = (openmm.HarmonicBondForce, openmm.HarmonicAngleForce, openmm.PeriodicTorsionForce,
            openmm.RBTorsionForce, openmm.CMAPTorsionForce, openmm.CustomBondForce,
@@ -15,7 +16,10 @@ _NO_ENERGY = (openmm.CMMotionRemover, openmm.MonteCarloBarostat)
 
 
 def classify_force(force) -> Optional[str]:
-    """Component name of a force: ``ml``, ``mm_bonded``, ``mm_nonbonded``, ``other``; None if energy-free."""
+    """Component name of a force: ``ml``, ``emle``, ``mm_bonded``, ``mm_nonbonded``, ``other``; None if
+    energy-free."""
+    if force.getName() == EMLE_FORCE_NAME:
+        return "emle"
     if is_ml_force(force):
         return "ml"
     if isinstance(force, _NO_ENERGY):
@@ -31,11 +35,10 @@ def energy_decomposition(system: openmm.System, positions, box_vectors=None, pla
                          parameters: Optional[dict] = None) -> dict:
     """Potential energy of ``system`` and its components, in kJ/mol.
 
-    Each force is evaluated on its own (forces are given private force groups while the
-    Context exists and their groups are restored afterwards; the System is not copied,
-    since copying a System with a TorchForce crashes, see
-    :mod:`openmm_hybrid.serialization`), so the decomposition does not depend on the
-    force groups the System uses.
+    Each force is evaluated on its own (a copy of the System gives every force a private
+    force group), so the decomposition does not depend on the force groups the System uses.
+    On platforms without a native kernel for the ML forces the copy is converted with
+    :func:`openmm_hybrid.ml_force.for_platform`.
 
     Parameters
     ----------
@@ -53,37 +56,62 @@ def energy_decomposition(system: openmm.System, positions, box_vectors=None, pla
     -------
     dict
         ``total``, one key per component present (``mm_bonded``, ``mm_nonbonded``, ``ml``,
-        ``other``), and ``forces``: a list of ``{name, class, group, component, energy}``.
+        ``emle``, ``other``; they sum to ``total``), and ``forces``: a list of ``{name, class,
+        group, component, energy}``.  With electrostatic embedding, ``emle`` (the EMLEEmbedding
+        correction) is broken down further, outside the sum, into ``emle_static``,
+        ``emle_induced`` (EMLE's static and induced energies with the MM charges inside the
+        embedding cutoff) and ``emle_mm_coulomb`` (the MM Coulomb energy they replace):
+        ``emle = lambda * (emle_static + emle_induced - emle_mm_coulomb)``, lambda being
+        ``lambda_interpolate`` when present.
     """
     forces = list(system.getForces())
     if len(forces) > 32:
         raise ValueError("energy decomposition supports at most 32 forces")
-    groups = [force.getForceGroup() for force in forces]
+    work = openmm.XmlSerializer.clone(system)
+    for index in range(work.getNumForces()):
+        work.getForce(index).setForceGroup(index)
+    platform = openmm.Platform.getPlatformByName(platform)
+    context = openmm.Context(for_platform(work, platform), openmm.VerletIntegrator(0.001), platform)
+    if box_vectors is not None:
+        context.setPeriodicBoxVectors(*box_vectors)
+    context.setPositions(positions)
+    for name, value in (parameters or {}).items():
+        context.setParameter(name, value)
     kjmol = unit.kilojoule_per_mole
+    result = {"total": context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(kjmol)}
     details = []
-    try:
-        for index, force in enumerate(forces):
-            force.setForceGroup(index)
-        context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName(platform))
-        if box_vectors is not None:
-            context.setPeriodicBoxVectors(*box_vectors)
-        context.setPositions(positions)
-        for name, value in (parameters or {}).items():
-            context.setParameter(name, value)
-        result = {"total": context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(kjmol)}
-        for index, force in enumerate(forces):
-            component = classify_force(force)
-            if component is None:
-                continue
-            energy = context.getState(getEnergy=True, groups={index}).getPotentialEnergy().value_in_unit(kjmol)
-            result[component] = result.get(component, 0.0) + energy
-            kind = "TorchForce" if component == "ml" and type(force) is openmm.Force else type(force).__name__
-            details.append({"name": force.getName(), "class": kind, "group": groups[index],
-                            "component": component, "energy": energy})
-        del context
-    finally:
-        # the Context reads force groups at every evaluation, so restore them only now
-        for force, group in zip(forces, groups):
-            force.setForceGroup(group)
+    for index, force in enumerate(forces):
+        component = classify_force(force)
+        if component is None:
+            continue
+        energy = context.getState(getEnergy=True, groups={index}).getPotentialEnergy().value_in_unit(kjmol)
+        result[component] = result.get(component, 0.0) + energy
+        details.append({"name": force.getName(), "class": _class_name(force), "group": force.getForceGroup(),
+                        "component": component, "energy": energy})
+        if component == "emle":
+            _add_emle_components(result, force, context)
+    del context
     result["forces"] = details
     return result
+
+
+def _class_name(force) -> str:
+    """The C++ class of a force (forces read back from a System as ``openmm.Force`` included)."""
+    if plugin.is_torch_module_force(force):
+        return plugin.FORCE_TYPE
+    return type(force).__name__
+
+
+def _add_emle_components(result: dict, force, context) -> None:
+    """Add ``emle_static``, ``emle_induced``, ``emle_mm_coulomb`` (scaled like the force) to ``result``."""
+    from .embeddings.electrostatic import emle_energy_components
+    state = context.getState(getPositions=True)
+    parts = emle_energy_components(force, state.getPositions(asNumpy=True), state.getPeriodicBoxVectors())
+    if parts is None:
+        return
+    torch_force = plugin.as_torch_module_force(force)
+    scale = 1.0
+    for i in range(torch_force.getNumGlobalParameters()):  # lambda_interpolate, with interpolation
+        scale *= context.getParameter(torch_force.getGlobalParameterName(i))
+    for key, value in parts.items():
+        result[key] = result.get(key, 0.0) + scale * value

@@ -34,6 +34,10 @@ class SimulationError(RuntimeError):
     """A simulation produced an invalid state (NaN energy, ...)."""
 
 
+class PluginError(RuntimeError):
+    """openmm-hybrid's compiled OpenMM plugin is not built or cannot be loaded."""
+
+
 class FreeEnergyError(HybridError):
     """A free-energy workflow cannot run as asked (no lambda_interpolate, charged ligand, bad settings)."""
 

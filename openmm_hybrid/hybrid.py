@@ -6,7 +6,7 @@ import openmm
 
 from .embeddings import get_embedding
 from .errors import HybridError
-from .ml_force import is_ml_force
+from .ml_force import EMLE_FORCE_NAME, is_ml_force
 from .models import MLModel, load_model
 from .region import RegionSpec, check_region, select_region
 
@@ -27,7 +27,8 @@ class HybridSystem:
     interpolate : bool
         Whether the global parameter ``lambda_interpolate`` exists (0 = MM, 1 = ML/MM).
     force_groups : dict
-        ``{"ml": int, "mm": [int, ...]}``.
+        ``{"ml": int, "mm": [int, ...]}``, plus ``"emle"`` (the EMLEEmbedding force's group) with
+        electrostatic embedding.
     region_info : dict
         Net charge and element counts of the region.
     """
@@ -41,6 +42,7 @@ class HybridSystem:
     force_groups: dict
     region_info: dict = field(default_factory=dict)
     region_spec: Optional[str] = None
+    embedding_settings: dict = field(default_factory=dict)
 
     def metadata(self) -> dict:
         """JSON-serialisable description (written as ``embed.json``)."""
@@ -57,6 +59,7 @@ class HybridSystem:
             "force_groups": self.force_groups,
             "region_net_charge": self.region_info.get("net_charge"),
             "region_elements": self.region_info.get("elements"),
+            "embedding_settings": self.embedding_settings,
         }
 
 
@@ -76,7 +79,8 @@ def create_hybrid_system(topology, system: openmm.System, region: RegionSpec, mo
     model : str, path or MLModel
         ``"ani2x"``, a TorchScript file, or a loaded model.
     embedding : str
-        ``"mechanical"`` (others are registered in :mod:`openmm_hybrid.embeddings`).
+        ``"mechanical"`` or ``"electrostatic"`` (EMLE; others can be registered in
+        :mod:`openmm_hybrid.embeddings`).
     precision : {"single", "double"}
         Precision of the ML model (ignored if ``model`` is already loaded).
     ml_force_group : int
@@ -87,6 +91,12 @@ def create_hybrid_system(topology, system: openmm.System, region: RegionSpec, mo
         Positions (nm); if given, periodic systems are checked for a region wider than half the box.
     model_options : dict, optional
         Model options such as ``{"model_index": 0}`` for ANI-2x.
+    embedding_options :
+        Options of the embedding.  ``"electrostatic"``: ``emle_model`` (path of an EMLE ``.mat``
+        file or an :class:`~openmm_hybrid.models.emle.EMLEModel`), ``emle_alpha_mode``
+        (``"species"``/``"reference"``), ``emle_method`` (``"electrostatic"``/``"nonpol"``/``"mm"``),
+        ``embedding_cutoff`` (nm, default 1.0), ``embedding_switch_distance`` (nm, default
+        cutoff - 0.2), ``emle_force_group`` (default: ``ml_force_group``).
     """
     if not 0 <= int(ml_force_group) <= 31:
         raise HybridError(f"ml_force_group must be between 0 and 31, not {ml_force_group}")
@@ -95,6 +105,8 @@ def create_hybrid_system(topology, system: openmm.System, region: RegionSpec, mo
         raise HybridError(f"force group {ml_force_group} is already used by MM forces of the System "
                           f"(groups {mm_groups}); choose another ml_force_group")
     create = get_embedding(embedding)
+    describe = getattr(create, "describe", None)
+    settings = describe(**embedding_options) if describe is not None else {}  # refuses bad options early
     atoms = select_region(topology, region)
     ml_model = load_model(model, precision=precision, **(model_options or {}))
     info = check_region(topology, system, atoms, ml_model, positions)
@@ -103,6 +115,10 @@ def create_hybrid_system(topology, system: openmm.System, region: RegionSpec, mo
     ml_groups = sorted({f.getForceGroup() for f in hybrid.getForces() if is_ml_force(f)})
     groups = {"ml": ml_groups[0] if len(ml_groups) == 1 else ml_groups,
               "mm": sorted({f.getForceGroup() for f in hybrid.getForces() if not is_ml_force(f)})}
+    emle_groups = sorted({f.getForceGroup() for f in hybrid.getForces() if f.getName() == EMLE_FORCE_NAME})
+    if emle_groups:
+        groups["emle"] = emle_groups[0]
     return HybridSystem(system=hybrid, topology=topology, ml_atoms=atoms, model=ml_model,
                         embedding=embedding, interpolate=bool(interpolate), force_groups=groups,
-                        region_info=info, region_spec=region if isinstance(region, str) else None)
+                        region_info=info, region_spec=region if isinstance(region, str) else None,
+                        embedding_settings=settings)

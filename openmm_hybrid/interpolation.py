@@ -7,12 +7,16 @@ between:
                 + (1 - lambda) * E_MM,internal(region)
 
 openmm-ml builds this by putting the ML force and the MM terms into a ``CustomCVForce``.
-That cannot hold a ``TorchForce`` with the pinned PyPI stack: OpenMM clones the
-collective variables through XML when a Context is created, and TorchForce's XML reader
-crashes (see :mod:`openmm_hybrid.serialization`).  Instead the ML TorchForce itself takes
-``lambda_interpolate`` as a global parameter (with its energy derivative), and the MM
-region-internal terms removed by the mechanical embedding are put back here, each
-multiplied by ``(1 - lambda_interpolate)``: bonded terms whose atoms all lie in the region,
+That route works with openmm-hybrid's ``TorchModuleForce`` (the compiled plugin clones
+through XML, as a CustomCVForce needs; ``tests/test_plugin.py`` checks that it gives the
+same energies), but openmm-hybrid builds the interpolation without a CustomCVForce because
+(1) ``dE/dlambda`` is then available from the State (openmm-ml's CustomCVForce does not
+request it), and (2) on CUDA/OpenCL the ML force must become openmm-torch's ``TorchForce``
+(:func:`openmm_hybrid.ml_force.for_platform`), which a CustomCVForce cannot hold with the
+pinned stack (openmm-torch 1.5's XML reader crashes under openmm 8.6.1).  Instead the ML
+force itself takes ``lambda_interpolate`` as a global parameter (with its energy
+derivative), and the MM region-internal terms removed by the mechanical embedding are put
+back here, each multiplied by ``(1 - lambda_interpolate)``: bonded terms whose atoms all lie in the region,
 and every region-region nonbonded pair as the MM Coulomb + Lennard-Jones energy that the
 exclusion removed.  For PME/Ewald that removed energy is exactly ``q_i q_j / r`` (the
 reciprocal-space parts cancel between the two systems), plus Lennard-Jones inside the

@@ -1,22 +1,28 @@
 """The OpenMM Force that evaluates an ML model on the ML region.
 
-This is the one place that knows how the model reaches OpenMM.  Today it is
-openmm-torch's ``TorchForce`` running a TorchScript module inside the OpenMM
-context (no Python callback per step, unlike openmm-ml 1.8's ``PythonForce``);
-a compiled force from ``plugin/`` can replace it by changing
-:func:`create_module_force` alone.
+This is the one place that knows how the model reaches OpenMM: every TorchScript energy
+module becomes a ``TorchModuleForce`` from openmm-hybrid's compiled plugin
+(:mod:`openmm_hybrid.plugin`, ``plugin/`` in the source tree), which runs the module with
+libtorch inside the OpenMM context (no Python callback per step, unlike openmm-ml 1.8's
+``PythonForce``) on the Reference and CPU platforms, and has its own XML serialization.
+On other platforms (CUDA, OpenCL) :func:`for_platform` swaps each such force for
+openmm-torch's ``TorchForce`` running the same module.
 """
+import sys
 from typing import List, Optional, Sequence
 
 import torch
 
+from . import plugin
+from .errors import HybridError
 from .models.base import MLModel
 
 ML_FORCE_NAME = "MLPotential"
+EMLE_FORCE_NAME = "EMLEEmbedding"  # the electrostatic-embedding (EMLE) coupling correction
 # Names of the forces made by create_module_force (the ML force and embedding couplings).
 # A module that creates module forces under another name adds it here at import time, so that
 # forces read back from a system.xml are recognised too.
-MODULE_FORCE_NAMES = {ML_FORCE_NAME}
+MODULE_FORCE_NAMES = {ML_FORCE_NAME, EMLE_FORCE_NAME}
 
 
 class MLRegionEnergy(torch.nn.Module):
@@ -65,46 +71,6 @@ class MLRegionEnergy(torch.nn.Module):
         return energy
 
 
-def _copy_torch_force(force, memo=None):
-    """``copy.deepcopy`` for TorchForce without OpenMM's XML round trip (which crashes, see
-    :mod:`openmm_hybrid.serialization`); openmm-ml's interpolation deep-copies ML forces."""
-    import openmmtorch
-    copy = openmmtorch.TorchForce(force.getModule(), force.getProperties())
-    copy.setForceGroup(force.getForceGroup())
-    copy.setName(force.getName())
-    copy.setUsesPeriodicBoundaryConditions(force.usesPeriodicBoundaryConditions())
-    copy.setOutputsForces(force.getOutputsForces())
-    for i in range(force.getNumGlobalParameters()):
-        copy.addGlobalParameter(force.getGlobalParameterName(i), force.getGlobalParameterDefaultValue(i))
-    for i in range(force.getNumEnergyParameterDerivatives()):
-        copy.addEnergyParameterDerivative(force.getEnergyParameterDerivativeName(i))
-    return copy
-
-
-def install_torch_force_copy() -> None:
-    """Make ``copy.deepcopy`` of a TorchForce safe (idempotent).
-
-    OpenMM's ``Force.__deepcopy__`` clones through XML, which crashes for TorchForce
-    (see :mod:`openmm_hybrid.serialization`); forces read back from a System are plain
-    ``openmm.Force`` wrappers, so the patch sits on ``openmm.Force`` and only diverts
-    TorchForces, leaving every other force type to OpenMM's own copy.
-    """
-    import openmm
-    import openmmtorch
-    original = openmm.Force.__deepcopy__
-    if getattr(original, "_openmm_hybrid_safe", False):
-        return
-
-    def __deepcopy__(self, memo=None):
-        if openmmtorch.TorchForce.isinstance(self):
-            return _copy_torch_force(openmmtorch.TorchForce.cast(self), memo)
-        return original(self, memo)
-
-    __deepcopy__._openmm_hybrid_safe = True
-    openmm.Force.__deepcopy__ = __deepcopy__
-    openmmtorch.TorchForce.__deepcopy__ = __deepcopy__
-
-
 def create_region_module(model: MLModel, atoms: Sequence[int], atomic_numbers: Sequence[int],
                          total_charge: float = 0.0, periodic: bool = False,
                          scaled: bool = False) -> torch.jit.ScriptModule:
@@ -148,14 +114,17 @@ def create_module_force(module: torch.jit.ScriptModule, periodic: bool = False, 
     Returns
     -------
     openmm.Force
-        Currently an ``openmmtorch.TorchForce``.
-    """
-    import openmmtorch  # torch must be imported first: it loads the CUDA libraries TorchForce links to
+        A ``TorchModuleForce`` (openmm-hybrid's compiled plugin); it runs on the Reference
+        and CPU platforms, and on others after :func:`for_platform`.
 
+    Raises
+    ------
+    PluginError
+        If the compiled plugin is not built or cannot be loaded.
+    """
     if name not in MODULE_FORCE_NAMES:
         raise ValueError(f"module force name {name!r} is not registered in MODULE_FORCE_NAMES")
-    install_torch_force_copy()
-    force = openmmtorch.TorchForce(module)
+    force = plugin.TorchModuleForce(module)
     if scale_parameter is not None:
         force.addGlobalParameter(scale_parameter, 1.0)
         force.addEnergyParameterDerivative(scale_parameter)
@@ -202,11 +171,109 @@ def create_ml_force(model: MLModel, atoms: Sequence[int], atomic_numbers: Sequen
 
 def is_ml_force(force) -> bool:
     """True for a force evaluating a TorchScript module (the ML model or an embedding coupling
-    made by :func:`create_module_force`), or a CustomCVForce wrapping one."""
+    made by :func:`create_module_force`, also after a system.xml round trip or
+    :func:`for_platform`), or a CustomCVForce wrapping one."""
     import openmm
-    import openmmtorch
-    if force.getName() in MODULE_FORCE_NAMES or openmmtorch.TorchForce.isinstance(force):
+    if force.getName() in MODULE_FORCE_NAMES or plugin.is_torch_module_force(force) or _is_torch_force(force):
         return True
     if isinstance(force, openmm.CustomCVForce):
         return any(is_ml_force(force.getCollectiveVariable(i)) for i in range(force.getNumCollectiveVariables()))
     return False
+
+
+def _is_torch_force(force) -> bool:
+    # only a process that imported openmmtorch can hold a TorchForce (importing it here would
+    # print openmmtorch's deprecation warning for nothing)
+    openmmtorch = sys.modules.get("openmmtorch")
+    return openmmtorch is not None and openmmtorch.TorchForce.isinstance(force)
+
+
+def to_torch_force(force):
+    """openmm-torch's ``TorchForce`` with the same module, periodicity, global parameters,
+    energy-parameter derivatives, force group and name as a ``TorchModuleForce``.
+
+    openmm-torch runs on the CUDA and OpenCL platforms, where the plugin has no kernel.  Note
+    that openmm-torch 1.5's TorchForce cannot be read back from XML with openmm 8.6.1 (its XML
+    reader crashes the process), so the result is for creating Contexts, not for saving.
+    """
+    import openmmtorch  # torch is imported first (module level): it loads the libraries TorchForce links to
+    source = plugin.as_torch_module_force(force)
+    converted = openmmtorch.TorchForce(source.getModule())
+    converted.setUsesPeriodicBoundaryConditions(source.usesPeriodicBoundaryConditions())
+    for i in range(source.getNumGlobalParameters()):
+        converted.addGlobalParameter(source.getGlobalParameterName(i), source.getGlobalParameterDefaultValue(i))
+    for i in range(source.getNumEnergyParameterDerivatives()):
+        converted.addEnergyParameterDerivative(source.getEnergyParameterDerivativeName(i))
+    converted.setForceGroup(source.getForceGroup())
+    converted.setName(source.getName())
+    return converted
+
+
+def to_torch_forces(system):
+    """A copy of ``system`` in which every ``TorchModuleForce`` is replaced by an equivalent
+    openmm-torch ``TorchForce`` (:func:`to_torch_force`), at the same index.
+
+    Raises
+    ------
+    HybridError
+        If a ``CustomCVForce`` holds a ``TorchModuleForce``: the converted TorchForce would
+        have to be cloned through XML by the CustomCVForce, which crashes with openmm-torch 1.5.
+    """
+    import copy
+    import openmm
+    converted = openmm.XmlSerializer.clone(system)
+    forces = [converted.getForce(i) for i in range(converted.getNumForces())]
+    for force in forces:
+        if isinstance(force, openmm.CustomCVForce) and is_ml_force(force):
+            raise HybridError(
+                f"the CustomCVForce '{force.getName()}' holds a TorchModuleForce; it cannot be converted to "
+                f"openmm-torch's TorchForce, which a CustomCVForce clones through XML (that crashes with "
+                f"openmm-torch 1.5 + openmm 8.6.1). Run this System on the CPU or Reference platform")
+    first = next((i for i, force in enumerate(forces) if plugin.is_torch_module_force(force)), None)
+    if first is None:
+        return converted
+    # System has no replaceForce: take the forces from the first one on off and add them back
+    # in order, so force indices are unchanged.
+    tail = [to_torch_force(force) if plugin.is_torch_module_force(force) else copy.copy(force)
+            for force in forces[first:]]
+    for i in reversed(range(first, len(forces))):
+        converted.removeForce(i)
+    for force in tail:
+        converted.addForce(force)
+    return converted
+
+
+def for_platform(system, platform):
+    """The System to create a Context with on ``platform``.
+
+    The Reference and CPU platforms run ``TorchModuleForce`` natively: ``system`` itself is
+    returned.  For other platforms (CUDA, OpenCL, HIP) a copy is returned in which every
+    ``TorchModuleForce`` is replaced by openmm-torch's ``TorchForce`` running the same module
+    (:func:`to_torch_forces`); without this, creating a Context there fails with an error that
+    names this function.
+
+    Parameters
+    ----------
+    system : openmm.System
+    platform : openmm.Platform or str
+        The platform (or its name) the Context will use.
+
+    Returns
+    -------
+    openmm.System
+    """
+    import openmm
+    if isinstance(platform, str):
+        platform = openmm.Platform.getPlatformByName(platform)
+    has_module_force = any(plugin.is_torch_module_force(f) or isinstance(f, openmm.CustomCVForce) and is_ml_force(f)
+                           for f in system.getForces())
+    if not has_module_force or plugin.has_native_kernel(platform):
+        return system
+    return to_torch_forces(system)
+
+
+def default_platform():
+    """The platform OpenMM would pick for a new Context: the fastest one registered."""
+    import openmm
+    platforms = [openmm.Platform.getPlatform(i) for i in range(openmm.Platform.getNumPlatforms())]
+    return max(platforms, key=lambda p: p.getSpeed())

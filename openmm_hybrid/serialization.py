@@ -1,19 +1,22 @@
 """Reading and writing Systems that contain ML forces.
 
-Why this exists: with the pinned PyPI stack (openmm 8.6.1, openmmtorch 1.5) the C++
-deserialiser of ``TorchForce`` crashes the process (a segmentation fault inside
-``TorchForceProxy::deserialize``), and so does everything built on it:
-``XmlSerializer.deserialize`` of a system.xml holding a TorchForce, ``copy.deepcopy``
-of such a System or Force.  Serialising works.  ``load_system`` therefore parses the
-XML itself and rebuilds each ``TorchForce`` (top-level, or as a collective variable of
-a ``CustomCVForce``) in Python from its stored TorchScript bytes, and hands every
-other force to ``XmlSerializer`` unchanged.  Files stay standard OpenMM XML.
+openmm-hybrid's ML forces are ``TorchModuleForce`` objects from its compiled plugin, which
+registers its own XML proxy when ``openmm_hybrid`` is imported: a system.xml is plain
+OpenMM XML and ``openmm.XmlSerializer.deserialize`` reads it back (the TorchScript module
+is stored base64-encoded in the force's ``module`` attribute).  ``load_system`` is kept as
+the package's reader because it also accepts files written before the plugin existed,
+which hold openmm-torch ``TorchForce`` nodes: openmm-torch 1.5's XML reader crashes the
+process under openmm 8.6.1 (it was compiled against older ``SerializationNode`` headers),
+so such nodes are rewritten as ``TorchModuleForce`` nodes first (same module, periodicity,
+global parameters, derivatives, group; force name ``MLPotential``).
 """
-import io
+import base64
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import openmm
+
+from . import plugin
 
 
 def save_system(system: openmm.System, path) -> None:
@@ -22,7 +25,7 @@ def save_system(system: openmm.System, path) -> None:
 
 
 def load_system(path_or_xml) -> openmm.System:
-    """Read an OpenMM System XML file (or string) that may contain TorchForces.
+    """Read an OpenMM System XML file (or string), ``openmm.XmlSerializer.deserialize``.
 
     Parameters
     ----------
@@ -32,74 +35,52 @@ def load_system(path_or_xml) -> openmm.System:
     Returns
     -------
     openmm.System
-        Forces holding a TorchForce are appended after the other forces, in file order.
+        Legacy openmm-torch ``TorchForce`` entries come back as ``TorchModuleForce``.
+
+    Raises
+    ------
+    PluginError
+        If the file holds ML forces and the compiled plugin is not loaded.
     """
     text = str(path_or_xml)
     if not text.lstrip().startswith("<"):
         text = Path(path_or_xml).read_text()
-    if 'type="TorchForce"' not in text:
-        return openmm.XmlSerializer.deserialize(text)
-    root = ET.fromstring(text)
-    forces_node = root.find("Forces")
-    torch_nodes = [node for node in list(forces_node) if _contains_torch_force(node)]
-    for node in torch_nodes:
-        forces_node.remove(node)
-    system = openmm.XmlSerializer.deserialize(ET.tostring(root, encoding="unicode"))
-    for node in torch_nodes:
-        system.addForce(_force_from_node(node))
-    return system
+    if f'type="{plugin.FORCE_TYPE}"' in text or 'type="TorchForce"' in text:
+        plugin.require()  # without the XML proxy OpenMM cannot read the force
+    if 'type="TorchForce"' in text:
+        text = _rewrite_torch_forces(text)
+    return openmm.XmlSerializer.deserialize(text)
 
 
-def _contains_torch_force(node) -> bool:
-    return node.get("type") == "TorchForce" or any(
-        child.get("type") == "TorchForce" for child in node.iter("Force"))
-
-
-def _force_from_node(node):
-    kind = node.get("type")
-    if kind == "TorchForce":
-        return _torch_force_from_node(node)
-    if kind == "CustomCVForce":
-        return _cv_force_from_node(node)
-    if _contains_torch_force(node):
-        raise ValueError(f"cannot rebuild a {kind} that contains a TorchForce")
-    return openmm.XmlSerializer.deserialize(ET.tostring(node, encoding="unicode"))
-
-
-def _torch_force_from_node(node):
-    import torch
-    import openmmtorch
-
-    contents = node.get("encodedFileContents")
-    if not contents:
-        raise ValueError("TorchForce without encodedFileContents (a file-based TorchForce) cannot be rebuilt")
-    module = torch.jit.load(io.BytesIO(bytes.fromhex(contents)), map_location="cpu")
-    properties = {p.get("name"): p.get("value") for p in node.iterfind("Properties/Property")}
-    force = openmmtorch.TorchForce(module, properties)
-    force.setForceGroup(int(node.get("forceGroup", 0)))
-    force.setUsesPeriodicBoundaryConditions(node.get("usesPeriodic", "0") == "1")
-    force.setOutputsForces(node.get("outputsForces", "0") == "1")
-    for parameter in node.iterfind("GlobalParameters/Parameter"):
-        force.addGlobalParameter(parameter.get("name"), float(parameter.get("default")))
-    for derivative in node.iterfind("ParameterDerivatives/Parameter"):
-        force.addEnergyParameterDerivative(derivative.get("name"))
+def _rewrite_torch_forces(text: str) -> str:
+    """The XML with every openmm-torch TorchForce node (top level, or a collective variable of
+    a CustomCVForce) turned into an equivalent TorchModuleForce node."""
     from .ml_force import ML_FORCE_NAME
-    force.setName(ML_FORCE_NAME)
-    return force
-
-
-def _cv_force_from_node(node):
-    force = openmm.CustomCVForce(node.get("energy"))
-    force.setForceGroup(int(node.get("forceGroup", 0)))
-    if node.get("name"):
-        force.setName(node.get("name"))
-    for parameter in node.iterfind("GlobalParameters/Parameter"):
-        force.addGlobalParameter(parameter.get("name"), float(parameter.get("default")))
-    for derivative in node.iterfind("EnergyParameterDerivatives/Parameter"):
-        force.addEnergyParameterDerivative(derivative.get("name"))
-    if len(node.findall("Functions/*")):
-        raise ValueError("rebuilding a CustomCVForce with tabulated functions around a TorchForce is not supported")
-    for variable in node.iterfind("CollectiveVariables/CollectiveVariable"):
-        (cv_node,) = list(variable)
-        force.addCollectiveVariable(variable.get("name"), _force_from_node(cv_node))
-    return force
+    root = ET.fromstring(text)
+    for node in root.iter("Force"):
+        if node.get("type") != "TorchForce":
+            continue
+        contents = node.get("encodedFileContents")
+        if not contents:
+            raise ValueError("a TorchForce that refers to a model file instead of embedding it "
+                             "(no encodedFileContents) cannot be read")
+        if node.get("outputsForces", "0") == "1":
+            raise ValueError("a TorchForce whose module returns forces (outputsForces) has no TorchModuleForce "
+                             "equivalent")
+        parameters = [(p.get("name"), p.get("default")) for p in node.iterfind("GlobalParameters/Parameter")]
+        derivatives = [p.get("name") for p in node.iterfind("ParameterDerivatives/Parameter")]
+        group = node.get("forceGroup", "0")
+        periodic = node.get("usesPeriodic", "0")
+        node.attrib.clear()
+        node.attrib.update({"type": plugin.FORCE_TYPE, "version": "1", "forceGroup": group, "name": ML_FORCE_NAME,
+                            "usesPeriodic": periodic,
+                            "module": base64.b64encode(bytes.fromhex(contents)).decode("ascii")})
+        for child in list(node):
+            node.remove(child)
+        params_node = ET.SubElement(node, "GlobalParameters")
+        for name, default in parameters:
+            ET.SubElement(params_node, "Parameter", {"name": name, "default": default})
+        derivs_node = ET.SubElement(node, "EnergyParameterDerivatives")
+        for name in derivatives:
+            ET.SubElement(derivs_node, "Parameter", {"name": name})
+    return ET.tostring(root, encoding="unicode")

@@ -11,7 +11,7 @@ from openmm import unit
 
 from ._util import progress
 from .errors import SimulationError
-from .ml_force import is_ml_force
+from .ml_force import default_platform, for_platform, is_ml_force
 
 CSV_COLUMNS = ["step", "time_ps", "potential_kjmol", "kinetic_kjmol", "total_kjmol", "ml_kjmol",
                "temperature_k", "speed_ns_per_day"]
@@ -78,7 +78,9 @@ def minimize_with_progress(simulation, max_iterations: int = 1000, chunk: int = 
     """L-BFGS minimisation in chunks of ``chunk`` iterations, showing progress after each.
 
     OpenMM's ``MinimizationReporter`` would be the natural hook, but a Python reporter makes
-    the minimiser hold the GIL, and TorchForce refuses to run autograd under it.  Stops when
+    the minimiser hold the GIL, and openmm-torch's TorchForce (used on GPU platforms, see
+    :func:`~openmm_hybrid.ml_force.for_platform`) refuses to run autograd under it (the
+    plugin's TorchModuleForce does not).  Stops when
     a chunk changes the energy by less than 0.01 kJ/mol or after ``max_iterations``
     (0: until converged).  Returns the final energy in kJ/mol.
     """
@@ -139,7 +141,9 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
     friction : Quantity
         Langevin friction (1/ps).
     platform : str, optional
-        OpenMM platform name (default: fastest available).
+        OpenMM platform name (default: the fastest one registered).  On platforms without a
+        native kernel for the ML forces (CUDA, OpenCL) the System is converted with
+        :func:`openmm_hybrid.ml_force.for_platform` first.
     minimize : bool
         Energy-minimise first.
     minimize_iterations : int
@@ -162,10 +166,8 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
     report_interval = int(report_interval or max(1, steps // 20))
     integrator = openmm.LangevinMiddleIntegrator(temperature, friction, timestep)
     integrator.setRandomNumberSeed(seed)
-    if platform:
-        simulation = app.Simulation(topology, system, integrator, openmm.Platform.getPlatformByName(platform))
-    else:
-        simulation = app.Simulation(topology, system, integrator)
+    platform = openmm.Platform.getPlatformByName(platform) if platform else default_platform()
+    simulation = app.Simulation(topology, for_platform(system, platform), integrator, platform)
     platform_name = simulation.context.getPlatform().getName()
     if box_vectors is not None:
         simulation.context.setPeriodicBoxVectors(*box_vectors)

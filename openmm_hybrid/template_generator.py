@@ -124,6 +124,7 @@ class LigandTemplateGenerator:
         self._graphs: List[nx.Graph] = []
         self._heavy_graphs: List[nx.Graph] = []
         self._params: Dict[int, LigandParameters] = {}
+        self._prefixes: set = set()  # atom-type prefixes of the known molecules
         # ForceField -> indices of molecules whose template is loaded in it
         self._loaded: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
         self.records: List[TemplateRecord] = []
@@ -145,6 +146,7 @@ class LigandTemplateGenerator:
             if any(l.identity_key == ligand.identity_key for l in self._ligands):
                 continue  # same molecule already known
             self._ligands.append(ligand)
+            self._prefixes.add(self._type_prefix(ligand))
             g = _mol_graph(ligand)
             self._graphs.append(g)
             self._heavy_graphs.append(_heavy(g))
@@ -168,6 +170,16 @@ class LigandTemplateGenerator:
     def _type_prefix(self, ligand: Ligand) -> str:
         digest = hashlib.sha256(f"{ligand.identity_key}|{self.forcefield}".encode()).hexdigest()[:10]
         return f"ohl{digest}"
+
+    def owns_atom_type(self, type_name: str) -> bool:
+        """Whether ``type_name`` is an atom type of a template this generator makes.
+
+        Templates give every atom its own type ``"<prefix>-<i>"`` with a prefix derived from
+        the molecule and the force field, so the atoms parametrised from this generator's
+        molecules can be recognised in ``ForceField.createSystem`` (the default ML region of
+        :class:`~openmm_hybrid.forcefield.HybridForceField`).
+        """
+        return str(type_name).rsplit("-", 1)[0] in self._prefixes
 
     # ---------------------------------------------------------------- matching
     def _residue_graph(self, residue) -> Optional[nx.Graph]:

@@ -4,6 +4,12 @@ ANI-2x weights: tests that need them find them through ``TORCHANI_DATA_DIR`` (``
 points it at ``../shared/models/torchani``); when it is unset and a ``shared`` checkout sits
 beside the repository, that is used.  Without weights those tests are skipped with a reason.
 
+EMLE parameters: tests of electrostatic embedding read the EMLE model file named by
+``OPENMM_HYBRID_EMLE_MODEL`` (default ``../shared/models/emle/emle_qm7_aev__v2024-10-22_88014f5.mat``
+beside the repository) and the adp-in-water inputs from ``adp-in-water/`` next to it
+(``OPENMM_HYBRID_EMLE_TEST_DATA`` overrides); they are skipped, with the reason, when absent.
+The file is GPL-licensed and is never copied into the project.
+
 Ligand parameters are cached in one temporary directory per test session, so AM1-BCC runs
 once per molecule and never touches the user's cache.
 """
@@ -72,6 +78,22 @@ def complex_vacuum(example_dir):
     from openmm_hybrid.builder import build_system
     return build_system(protein=str(example_dir / "receptor.pdb"), ligand=str(example_dir / "p-xylene.sdf"),
                         solvent="vacuum")
+
+
+EMLE_MODEL_FILE = "emle_qm7_aev__v2024-10-22_88014f5.mat"
+
+
+def emle_model_path() -> Path:
+    return Path(os.environ.get("OPENMM_HYBRID_EMLE_MODEL") or REPO.parent / "shared" / "models" / "emle" / EMLE_MODEL_FILE)
+
+
+def emle_test_data() -> Path:
+    return Path(os.environ.get("OPENMM_HYBRID_EMLE_TEST_DATA") or emle_model_path().parent / "adp-in-water")
+
+
+requires_emle = pytest.mark.skipif(not emle_model_path().is_file(),
+                                   reason=f"EMLE model file not found at {emle_model_path()}: set "
+                                          f"OPENMM_HYBRID_EMLE_MODEL to emle-models' {EMLE_MODEL_FILE}")
 
 
 def compute(system, positions, platform="Reference", box=None, parameters=None, groups=-1):

@@ -54,23 +54,121 @@ def test_methane_check_value(precision, ani_single, ani_double):
 
 
 @requires_ani
-def test_matches_torchani_energy_and_forces(ani_double):
+def test_matches_torchani_energy_and_forces(ani_double, torchani_double):
     """Independent reference: torchani's own eager ensemble (not the batched form we compile)."""
     import torchani
-    from openmm_hybrid.models.ani import load_torchani_ani2x
     assert torchani.units.hartree2kjoulemol(1.0) == pytest.approx(HARTREE, rel=1e-12)
     z, xyz = pxylene()
-    reference = load_torchani_ani2x().double()
-    coords = torch.tensor(xyz * 10.0, requires_grad=True)
-    e_ref = reference((torch.tensor([z]), coords.unsqueeze(0))).energies[0]
-    (g_ref,) = torch.autograd.grad(e_ref, coords)
-    e_ref = float(e_ref.detach()) * HARTREE
-    f_ref = -g_ref.numpy() * HARTREE * 10.0  # kJ/mol/angstrom -> kJ/mol/nm
+    e_ref, f_ref = torchani_energy_forces(torchani_double, z, xyz)
     module = create_region_module(ani_double, range(len(z)), z)
     e, f = energy_forces(module, xyz)
     assert e == pytest.approx(e_ref, abs=1e-6)
     assert np.abs(f - f_ref).max() < 1e-6
     assert np.abs(f).max() > 10.0  # a meaningful comparison: not a minimum with vanishing forces
+
+
+# Molecules with the other ANI-2x elements (RDKit conformers from SMILES)
+OTHER_MOLECULES = {
+    "sulfonamide": "CS(=O)(=O)Nc1ccc(N)cc1",
+    "chloro-fluoro aromatic": "Fc1ccc(Cl)c(F)c1C(Cl)(F)F",
+    "glibenclamide (61 atoms)": "COc1ccc(Cl)cc1C(=O)NCCc1ccc(cc1)S(=O)(=O)NC(=O)NC1CCCCC1",
+}
+
+
+def conformer(smiles, seed=5):
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+    mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+    assert AllChem.EmbedMolecule(mol, randomSeed=seed) == 0
+    return [a.GetAtomicNum() for a in mol.GetAtoms()], mol.GetConformer().GetPositions() / 10.0  # nm
+
+
+def two_molecules_at_cutoffs():
+    """Methanethiol and chloro-fluoro-methane placed so that intermolecular distances sit
+    1e-4 angstrom inside and outside the angular (3.5) and radial (5.1) cutoffs."""
+    z1, x1 = conformer("CS")
+    z2, x2 = conformer("FC(F)Cl")
+    x1 = (x1 - x1[0]) * 10.0  # angstrom, carbon at the origin
+    x2 = (x2 - x2[1]) * 10.0  # angstrom, carbon at the origin
+    axis = np.array([1.0, 0.0, 0.0])
+    # closest pair along the axis: first molecule's atom with the largest x, second's smallest x
+    gap_inside = x1[:, 0].max() - x2[:, 0].min()
+    placed = []
+    for target in (3.5 - 1e-4, 5.1 + 1e-4):
+        placed.append(x2 + (gap_inside + target) * axis)
+    z = z1 + z2 + z2
+    xyz = np.vstack([x1, placed[0], placed[1] + np.array([0.0, 9.0, 0.0])])
+    return z, xyz / 10.0
+
+
+@pytest.fixture(scope="module")
+def torchani_double():
+    from openmm_hybrid.models.ani import load_torchani_ani2x
+    return load_torchani_ani2x().double()
+
+
+def torchani_energy_forces(reference, z, xyz):
+    """Energy (kJ/mol) and forces (kJ/mol/nm) from torchani's eager model, float64."""
+    coords = torch.tensor(xyz * 10.0, requires_grad=True)
+    energy = reference((torch.tensor([z]), coords.unsqueeze(0))).energies[0]
+    (grad,) = torch.autograd.grad(energy, coords)
+    return float(energy.detach()) * HARTREE, -grad.numpy() * HARTREE * 10.0
+
+
+@requires_ani
+@pytest.mark.parametrize("name", list(OTHER_MOLECULES) + ["two molecules at the cutoffs"])
+def test_matches_torchani_other_elements(name, ani_double, ani_single, torchani_double):
+    """N, O, S, F, Cl; a 61-atom drug; pairs just inside/outside the cutoffs: energy and
+    forces equal torchani's eager ensemble (float64), float32 within its precision."""
+    if name in OTHER_MOLECULES:
+        z, xyz = conformer(OTHER_MOLECULES[name])
+        xyz = xyz + np.random.default_rng(2).normal(scale=0.003, size=xyz.shape)
+    else:
+        z, xyz = two_molecules_at_cutoffs()
+    e_ref, f_ref = torchani_energy_forces(torchani_double, z, xyz)
+    e, f = energy_forces(create_region_module(ani_double, range(len(z)), z), xyz)
+    assert e == pytest.approx(e_ref, abs=1e-6)
+    assert np.abs(f - f_ref).max() < 1e-6
+    assert np.abs(f).max() > 10.0
+    e32, f32 = energy_forces(create_region_module(ani_single, range(len(z)), z), xyz, dtype=torch.float32)
+    assert e32 == pytest.approx(e_ref, abs=0.02)
+    assert np.abs(f32 - f_ref).max() < 0.05
+
+
+@requires_ani
+def test_single_network_model_index():
+    """model_index selects one network of the ensemble, as torchani's ANI2x(model_index=...)."""
+    from openmm_hybrid.models.ani import load_torchani_ani2x
+    z, xyz = conformer(OTHER_MOLECULES["sulfonamide"])
+    model = load_model("ani2x", precision="double", model_index=3)
+    assert "network 3" in model.description
+    e_ref, f_ref = torchani_energy_forces(load_torchani_ani2x(model_index=3).double(), z, xyz)
+    e, f = energy_forces(create_region_module(model, range(len(z)), z), xyz)
+    assert e == pytest.approx(e_ref, abs=1e-6)
+    assert np.abs(f - f_ref).max() < 1e-6
+    with pytest.raises(ModelError, match="between 0 and 7"):
+        load_model("ani2x", model_index=8)
+
+
+@requires_ani
+def test_region_model_holds_only_what_the_region_needs(ani_single):
+    """The stored TorchScript keeps the networks of the region's elements only, with first
+    layers cut to the non-zero AEV features (H and C: 128 of 1008)."""
+    import io
+    z, _ = pxylene()
+    region = ani_single.module.specialize(z)
+    assert region.aev.out_dim == 128
+    assert [int(n.atoms.numel()) for n in region.networks] == [10, 8]  # H, C
+    assert [tuple(n.first_weight.shape) for n in region.networks] == [(128, 8 * 256), (128, 8 * 224)]
+    buffer = io.BytesIO()
+    torch.jit.save(torch.jit.script(region), buffer)
+    parameters = sum(b.numel() for b in region.buffers())
+    assert parameters < 2.0e6  # the two full 1008-input ensembles hold 5.1e6
+    assert len(buffer.getvalue()) < 4 * parameters + 1e6  # float32 values, nothing else of size
+    with pytest.raises((RuntimeError, torch.jit.Error), match="atomic_numbers differ"):
+        torch.jit.script(region)(torch.tensor([6] * 18), torch.zeros((18, 3)), torch.tensor(0.0))
+    with pytest.raises(ModelError, match="no ANI-2x species slot"):
+        ani_single.module.specialize([6, 1, 11])
 
 
 @requires_ani

@@ -2,14 +2,30 @@
 
 Each method lives in its own module and is registered here by name with a function
 ``create(topology, system, atoms, model, force_group, interpolate, total_charge, **options)
--> openmm.System``.
+-> openmm.System``; ``create.describe(**options) -> dict``, if present, gives the effective
+settings recorded in ``embed.json``.
 """
 from typing import Callable, Dict
 
 from ..errors import HybridError
 from .mechanical import create_mechanical_system
 
-EMBEDDINGS: Dict[str, Callable] = {"mechanical": create_mechanical_system}
+
+def _create_electrostatic_system(*args, **kwargs):
+    # imported on use: it loads the EMLE TorchScript code
+    from .electrostatic import create_electrostatic_system
+    return create_electrostatic_system(*args, **kwargs)
+
+
+def _describe_electrostatic(**options):
+    from .electrostatic import describe_settings
+    return describe_settings(**options)
+
+
+_create_electrostatic_system.describe = _describe_electrostatic
+
+EMBEDDINGS: Dict[str, Callable] = {"mechanical": create_mechanical_system,
+                                   "electrostatic": _create_electrostatic_system}
 
 
 def register_embedding(name: str, create: Callable) -> None:

@@ -8,12 +8,13 @@ region, and keeps region-environment Coulomb and Lennard-Jones in MM with the
 ligand's force-field parameters.
 
 With ``interpolate=True`` the global parameter ``lambda_interpolate`` (0 = MM, 1 = ML/MM)
-is added by :mod:`openmm_hybrid.interpolation` rather than by openmm-ml (whose
-``CustomCVForce`` route cannot hold a TorchForce with the pinned stack).
+is added by :mod:`openmm_hybrid.interpolation` rather than by openmm-ml's ``CustomCVForce``
+route (same energies; see that module for why: dE/dlambda, and GPU platforms).
 
 The ML energy itself comes from openmm-hybrid's TorchScript force, reached through
 the ``hybrid-ani2x`` potential registered with openmm-ml.
 """
+from ..errors import HybridError
 from ..interpolation import INTERPOLATION_PARAMETER, add_scaled_region_mm_terms, check_no_region_constraints
 from ..openmmml_plugin import ANI2X_POTENTIAL, HybridPotentialImplFactory
 
@@ -29,6 +30,10 @@ def hybrid_potential(model):
 def create_mechanical_system(topology, system, atoms, model, force_group, interpolate, total_charge=0.0,
                              **options):
     """Mechanically embedded ML/MM System (see module docstring)."""
+    emle_options = sorted(k for k in options if k.startswith(("emle_", "embedding_")))
+    if emle_options:
+        raise HybridError(f"option(s) {', '.join(emle_options)} belong to embedding='electrostatic', not "
+                          f"mechanical embedding")
     if interpolate:
         # checked on the MM system before openmm-ml removes the region's constraints
         check_no_region_constraints(system, atoms)

@@ -20,7 +20,9 @@ integrator seed, after ``Context.reinitialize()``, so no hidden state of the pla
 (neighbour lists, random-number streams) carries over from one segment to the next: an
 interrupted run resumed from its checkpoint repeats exactly what the uninterrupted run does.
 """
+import copy
 import math
+import sys
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence
 
@@ -85,10 +87,13 @@ BAROSTATS = (openmm.MonteCarloBarostat, openmm.MonteCarloAnisotropicBarostat, op
 
 
 def force_global_parameters(force) -> set:
-    """Names of the global parameters a force reads (TorchForces included)."""
-    import openmmtorch
-    if openmmtorch.TorchForce.isinstance(force):
-        force = openmmtorch.TorchForce.cast(force)
+    """Names of the global parameters a force reads (TorchModuleForce and TorchForce included,
+    also when read back from a System as a plain ``openmm.Force``)."""
+    from .. import plugin
+    if plugin.is_torch_module_force(force):
+        force = plugin.as_torch_module_force(force)
+    elif _openmm_torch_force(force) is not None:
+        force = _openmm_torch_force(force)
     if not hasattr(force, "getNumGlobalParameters"):
         return set()
     return {force.getGlobalParameterName(i) for i in range(force.getNumGlobalParameters())}
@@ -133,30 +138,27 @@ def isolate_parameter_forces(system: openmm.System, parameters: Sequence[str]) -
     return {free[0]}
 
 
-def copy_system(system: openmm.System) -> openmm.System:
-    """An independent copy of a System that may hold TorchForces.
+def _openmm_torch_force(force):
+    """``force`` as openmm-torch's ``TorchForce`` if it is one (only possible once openmmtorch
+    was imported), else None."""
+    openmmtorch = sys.modules.get("openmmtorch")
+    if openmmtorch is not None and openmmtorch.TorchForce.isinstance(force):
+        return openmmtorch.TorchForce.cast(force)
+    return None
 
-    ``copy.deepcopy(system)`` goes through OpenMM's XML reader, which crashes on TorchForce
-    with the pinned stack.  Forces are copied one by one instead (TorchForces from their
-    module, by openmm-hybrid's safe ``deepcopy``; the others through OpenMM), which avoids
-    writing the ML model's bytes to XML and back; a System with virtual sites takes the
-    slower route through :func:`openmm_hybrid.serialization.load_system`.
+
+def copy_system(system: openmm.System) -> openmm.System:
+    """An independent copy of ``system`` (``copy.deepcopy``, which clones through XML).
+
+    openmm-hybrid's ``TorchModuleForce`` has an XML proxy, so this works for its Systems;
+    openmm-torch 1.5's ``TorchForce`` does not survive the XML round trip with openmm 8.6.1
+    (the process crashes), so a System holding one is refused.
     """
-    import copy
-    from ..ml_force import install_torch_force_copy
-    from ..serialization import load_system
-    if any(system.isVirtualSite(i) for i in range(system.getNumParticles())):
-        return load_system(openmm.XmlSerializer.serialize(system))
-    install_torch_force_copy()
-    new = openmm.System()
-    for i in range(system.getNumParticles()):
-        new.addParticle(system.getParticleMass(i))
-    for i in range(system.getNumConstraints()):
-        new.addConstraint(*system.getConstraintParameters(i))
-    new.setDefaultPeriodicBoxVectors(*system.getDefaultPeriodicBoxVectors())
-    for force in system.getForces():
-        new.addForce(copy.deepcopy(force))
-    return new
+    if any(_openmm_torch_force(f) is not None for f in system.getForces()):
+        raise FreeEnergyError("the System holds an openmm-torch TorchForce, which cannot be copied with openmm 8.6.1 "
+                              "+ openmmtorch 1.5 (its XML reader crashes); create ML forces with "
+                              "openmm_hybrid.ml_force.create_module_force (TorchModuleForce) instead")
+    return copy.deepcopy(system)
 
 
 def _check_room_to_shrink(system: openmm.System, margin: float = 0.04) -> None:
@@ -236,7 +238,12 @@ class StateSampler:
                                                           simulation.friction_per_ps / unit.picosecond,
                                                           simulation.timestep_fs * unit.femtosecond)
         self.platform, self.properties = select_platform(simulation.platform, simulation.deterministic)
-        self.context = openmm.Context(self.system, self.integrator, self.platform, self.properties)
+        from ..ml_force import for_platform
+        # GPU platforms run TorchModuleForces as openmm-torch TorchForces (same module, groups,
+        # parameters); the Context keeps reading this System (reinitialize), so it is kept
+        self.context_system = for_platform(self.system, self.platform)
+        self.barostats = [f for f in self.context_system.getForces() if isinstance(f, BAROSTATS)]
+        self.context = openmm.Context(self.context_system, self.integrator, self.platform, self.properties)
         self.linear_parameter: Optional[str] = None
         self.linearity: dict = {}
         self.step_count = 0
