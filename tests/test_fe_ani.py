@@ -10,7 +10,7 @@ import math
 
 import pytest
 
-from conftest import requires_ani
+from conftest import emle_model_path, requires_ani, requires_emle
 from openmm_hybrid.errors import FreeEnergyError
 from openmm_hybrid.freeenergy import run_endstate, run_hydration
 from openmm_hybrid.freeenergy.settings import (EndstateSettings, HydrationSettings, MBARSettings, NEQSettings,
@@ -119,3 +119,32 @@ def test_charged_region_is_refused_for_a_neutral_model(tmp_path):
     with pytest.raises(FreeEnergyError, match="net charge \\+1 e.*neutral molecules only"):
         check_region_charge({"region_net_charge": 1, "model": "ani2x", "model_supports_charge": False})
     check_region_charge({"region_net_charge": 1, "model": "charged.pt", "model_supports_charge": True})
+
+
+@requires_emle
+def test_electrostatic_embedding_energies_are_linear_in_lambda(ani_single):
+    """EMLE's coupling is scaled by lambda_interpolate too: the fast path (one evaluation,
+    energies at every lambda from dE/dlambda) is taken and equals explicit evaluation."""
+    import numpy as np
+    from openmm import unit
+    from openmm_hybrid.builder import build_system
+    from openmm_hybrid.freeenergy.sampler import ChainState, StateSampler
+    from openmm_hybrid.hybrid import create_hybrid_system
+    built = build_system(ligand="CO", solvent="explicit", padding=0.9, nonbonded_cutoff=0.6, box_shape="cube")
+    hybrid = create_hybrid_system(built.topology, built.system, "resname LIG", model=ani_single,
+                                  embedding="electrostatic", interpolate=True, positions=built.positions,
+                                  emle_model=str(emle_model_path()), embedding_cutoff=0.6)
+    simulation = SimulationSettings(platform="CPU", pressure_bar=None)
+    sampler = StateSampler(hybrid.system, ["lambda_interpolate"], simulation)
+    box = np.array(built.topology.getPeriodicBoxVectors().value_in_unit(unit.nanometer))
+    state = ChainState(np.array(built.positions.value_in_unit(unit.nanometer)), None, box)
+    sampler.start_segment(state, 1, {"lambda_interpolate": 0.4})
+    assert sampler.check_linearity("lambda_interpolate") is True
+    states = [{"lambda_interpolate": x} for x in (0.0, 0.25, 1.0)]
+    fast = sampler.reduced_potentials(states, {"lambda_interpolate": 0.4})
+    sampler.linear_parameter = None
+    explicit = sampler.reduced_potentials(states, {"lambda_interpolate": 0.4})
+    assert np.allclose(fast, explicit, rtol=1e-12, atol=1e-6)
+    # the EMLE coupling really contributes to dE/dlambda (not only ANI-2x and the MM terms)
+    groups = {f.getName() for f in sampler.system.getForces() if f.getForceGroup() in sampler.groups}
+    assert "EMLEEmbedding" in groups, groups

@@ -180,7 +180,8 @@ def run_hydration(ligand, out_dir, settings: Optional[HydrationSettings] = None,
             built = builds[phase]
             hybrids[phase] = create_hybrid_system(built.topology, built.system, atoms[phase], model=model,
                                                   embedding=settings.ml.embedding, interpolate=True,
-                                                  positions=built.positions)
+                                                  positions=built.positions,
+                                                  **(settings.ml.embedding_options or {}))
     legs = {phase: _mm_leg(phase, builds[phase], atoms[phase], settings, out, budget) for phase in PHASES}
     leg_dF = {phase: FreeEnergy.from_dict(legs[phase]["estimate"]) for phase in PHASES}
     mm = leg_dF["vacuum"] - leg_dF["solvent"]

@@ -249,12 +249,16 @@ class MLSettings:
     precision : {"single", "double"}
     model_index : int or None
         ANI-2x: one network of the ensemble (0-7) instead of all eight (about 8 times cheaper).
+    embedding_options : dict or None
+        Options of the embedding, passed to ``create_hybrid_system``; electrostatic (EMLE):
+        ``{emle_model: path.mat, embedding_cutoff: 1.0, ...}`` (see *Electrostatic embedding*).
     """
 
     model: str = "ani2x"
     embedding: str = "mechanical"
     precision: str = "single"
     model_index: Optional[int] = None
+    embedding_options: Optional[dict] = None
 
 
 @dataclass
