@@ -14,7 +14,7 @@ rerun the same command after an interruption); the summary goes to ``OUT/summary
   hydrogen mass repartitioning (3 amu), 5 + 9 alchemical states (13 windows), each 1 ps of
   equilibration then 30 samples 0.4 ps apart, cubic box with 0.9 nm padding (about 1.8 nm;
   0.8 nm cutoff, so that the box may shrink under NPT), NPT; end-state corrections by NEQ:
-  2 ps of equilibration at each end state, then 20 switches of 0.1 ps (1 fs steps) per
+  0.5 ps of equilibration at each end state, then 16 switches of 0.1 ps (1 fs steps) per
   direction and phase from samples 50 fs apart.
 - ``tiny``: a smoke test of the pipeline (minutes in total, numbers meaningless).
 
