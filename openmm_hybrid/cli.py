@@ -1,4 +1,4 @@
-"""Command-line interface: ``openmm-hybrid build | embed | energy | run``.
+"""Command-line interface: ``openmm-hybrid build | embed | energy | run | fe``.
 
 Each step reads the previous step's directory and writes its own, so data flows one
 way: build (MM system) -> embed (ML/MM system) -> run (trajectory) / energy.
@@ -198,6 +198,9 @@ def make_parser():
     _platform_arg(p)
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_run)
+
+    from .freeenergy.cli import add_fe_parser
+    add_fe_parser(sub)
     return parser
 
 

@@ -36,3 +36,15 @@ class SimulationError(RuntimeError):
 
 class PluginError(RuntimeError):
     """openmm-hybrid's compiled OpenMM plugin is not built or cannot be loaded."""
+
+
+class FreeEnergyError(HybridError):
+    """A free-energy workflow cannot run as asked (no lambda_interpolate, charged ligand, bad settings)."""
+
+
+class InsufficientOverlapError(FreeEnergyError):
+    """Neighbouring thermodynamic states (or forward/reverse work distributions) barely overlap."""
+
+
+class RunInterrupted(RuntimeError):
+    """A workflow stopped on request after a number of checkpointed segments; rerun it to resume."""

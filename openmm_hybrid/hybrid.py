@@ -55,6 +55,7 @@ class HybridSystem:
             "region": self.region_spec,
             "model": self.model.name,
             "model_description": self.model.description,
+            "model_supports_charge": bool(self.model.supports_charge),
             "precision": self.model.precision,
             "embedding": self.embedding,
             "interpolate": self.interpolate,
