@@ -53,6 +53,39 @@ def _segments(n_samples: int, per_segment: int) -> List[int]:
     return [per_segment] * full + ([rest] if rest else [])
 
 
+def _run_stage(sampler: StateSampler, checkpoint: Checkpoint, stage: str, seed: int, values: Dict[str, float],
+               initial, counts: List[int], equilibration_steps: int, steps_between_samples: int, take_sample,
+               keep_samples: bool, minimize_iterations: Optional[int], label: str, on_segment) -> None:
+    """Run the segments of one equilibrium stage that the checkpoint does not hold yet.
+
+    Segment 0 starts from ``initial()`` (minimised first when ``minimize_iterations`` is not
+    None) and equilibrates; segment s > 0 continues from the saved state and takes
+    ``counts[s - 1]`` samples, ``take_sample()`` after every ``steps_between_samples`` steps:
+    records for the checkpoint, or (``keep_samples``) the configurations themselves.  Every
+    segment runs with its own seed and is saved when it ends; ``on_segment()`` reports progress.
+    """
+    for segment in range(checkpoint.segments_done(stage), 1 + len(counts)):
+        segment_seed_value = segment_seed(seed, stage, segment)
+        if segment == 0:
+            sampler.start_segment(initial(), segment_seed_value, values)
+            if minimize_iterations is not None:
+                sampler.minimize(minimize_iterations)
+            sampler.step(equilibration_steps, f"{label} equilibration")
+            checkpoint.save_segment(stage, (), sampler.chain_state())
+        else:
+            sampler.start_segment(checkpoint.chain_state(stage), segment_seed_value, values)
+            taken = []
+            for _ in range(counts[segment - 1]):
+                sampler.step(steps_between_samples, label)
+                taken.append(take_sample())
+            complete = segment == len(counts)
+            if keep_samples:
+                checkpoint.save_segment(stage, (), taken[-1], samples=taken, complete=complete)
+            else:
+                checkpoint.save_segment(stage, taken, sampler.chain_state(), complete=complete)
+        on_segment()
+
+
 def run_windows(sampler: StateSampler, states: Sequence[Dict[str, float]], sampling: SamplingSettings,
                 checkpoint: Checkpoint, seed: int, start: ChainState, minimize_iterations: Optional[int] = None,
                 label: str = "window", names: Optional[Sequence[str]] = None) -> List[np.ndarray]:
@@ -75,23 +108,13 @@ def run_windows(sampler: StateSampler, states: Sequence[Dict[str, float]], sampl
     meter = ProgressMeter(label, total, sum(checkpoint.segments_done(f"window{k:02d}") for k in range(K)))
     for k, values in enumerate(states):
         stage = f"window{k:02d}"
-        for segment in range(checkpoint.segments_done(stage), 1 + len(counts)):
-            segment_seed_value = segment_seed(seed, stage, segment)
-            if segment == 0:
-                initial = start if k == 0 else checkpoint.chain_state(f"window{k - 1:02d}")
-                sampler.start_segment(initial, segment_seed_value, values)
-                if k == 0 and minimize_iterations is not None:
-                    sampler.minimize(minimize_iterations)
-                sampler.step(sampling.equilibration_steps, f"{label} {names[k]} equilibration")
-                checkpoint.save_segment(stage, (), sampler.chain_state())
-            else:
-                sampler.start_segment(checkpoint.chain_state(stage), segment_seed_value, values)
-                records = []
-                for _ in range(counts[segment - 1]):
-                    sampler.step(sampling.steps_between_samples, f"{label} {names[k]}")
-                    records.append(sampler.reduced_potentials(states, values))
-                checkpoint.save_segment(stage, records, sampler.chain_state(), complete=segment == len(counts))
-            meter.update(sum(checkpoint.segments_done(f"window{j:02d}") for j in range(K)))
+        _run_stage(sampler, checkpoint, stage, seed, values,
+                   initial=lambda k=k: start if k == 0 else checkpoint.chain_state(f"window{k - 1:02d}"),
+                   counts=counts, equilibration_steps=sampling.equilibration_steps,
+                   steps_between_samples=sampling.steps_between_samples,
+                   take_sample=lambda values=values: sampler.reduced_potentials(states, values), keep_samples=False,
+                   minimize_iterations=minimize_iterations if k == 0 else None, label=f"{label} {names[k]}",
+                   on_segment=lambda: meter.update(sum(checkpoint.segments_done(f"window{j:02d}") for j in range(K))))
         windows.append(np.array(checkpoint.records(stage), dtype=float).reshape(-1, K))
     return windows
 
@@ -118,24 +141,13 @@ def run_switching(sampler: StateSampler, parameter: str, neq: NEQSettings, check
         stage = f"equilibrium_{end}"
         meter = ProgressMeter(f"{label}: equilibrium samples at {parameter} = {end}", len(counts) + 1,
                               checkpoint.segments_done(stage))
-        for segment in range(checkpoint.segments_done(stage), 1 + len(counts)):
-            segment_seed_value = segment_seed(seed, stage, segment)
-            values = {parameter: value}
-            if segment == 0:
-                initial = start if end == 0 else checkpoint.chain_state("equilibrium_0")
-                sampler.start_segment(initial, segment_seed_value, values)
-                if end == 0 and minimize_iterations is not None:
-                    sampler.minimize(minimize_iterations)
-                sampler.step(neq.equilibration_steps, f"{label} equilibration at {parameter} = {end}")
-                checkpoint.save_segment(stage, (), sampler.chain_state())
-            else:
-                sampler.start_segment(checkpoint.chain_state(stage), segment_seed_value, values)
-                samples = []
-                for _ in range(counts[segment - 1]):
-                    sampler.step(neq.steps_between_samples, f"{label} sampling at {parameter} = {end}")
-                    samples.append(sampler.chain_state())
-                checkpoint.save_segment(stage, (), samples[-1], samples=samples, complete=segment == len(counts))
-            meter.update(checkpoint.segments_done(stage))
+        _run_stage(sampler, checkpoint, stage, seed, {parameter: value},
+                   initial=lambda end=end: start if end == 0 else checkpoint.chain_state("equilibrium_0"),
+                   counts=counts, equilibration_steps=neq.equilibration_steps,
+                   steps_between_samples=neq.steps_between_samples, take_sample=sampler.chain_state,
+                   keep_samples=True, minimize_iterations=minimize_iterations if end == 0 else None,
+                   label=f"{label} at {parameter} = {end}",
+                   on_segment=lambda stage=stage, meter=meter: meter.update(checkpoint.segments_done(stage)))
 
     lambdas = np.linspace(0.0, 1.0, neq.switch_steps + 1)
     groups = _segments(neq.n_switches, neq.switches_per_segment)
