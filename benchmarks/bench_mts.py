@@ -32,8 +32,13 @@ Example (the README's numbers)::
     nice python benchmarks/bench_mts.py --out bench_mts.json
 
 Small settings to check the script: ``--stability-ps 0.2 --nve-ps 0.1 --speed-ps 0.05 --rounds 1``.
+
+On a machine without the builder's dependencies (RDKit, AmberTools), e.g. a GPU machine:
+``--save-systems DIR`` here writes the equilibrated plain and MTS-ready Systems and the state
+(gzipped XML) and stops; ``--load-systems DIR --parts speed --platform CUDA`` there times them.
 """
 import argparse
+import gzip
 import json
 import os
 import platform as platform_module
@@ -41,6 +46,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Optional
 
 import torch  # noqa: F401  (before openmm's TorchForce plugin)
@@ -51,10 +57,9 @@ from openmm import unit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from openmm_hybrid import ml_force  # noqa: E402
-from openmm_hybrid.builder import build_system  # noqa: E402
+from openmm_hybrid.serialization import load_system  # noqa: E402
 from openmm_hybrid.hybrid import create_hybrid_system  # noqa: E402
 from openmm_hybrid.integrators import create_mts_langevin_integrator, create_mts_verlet_integrator  # noqa: E402
-from openmm_hybrid.ligand import load_ligand  # noqa: E402
 from openmm_hybrid.simulate import degrees_of_freedom  # noqa: E402
 
 IBUPROFEN = "CC(C)Cc1ccc(cc1)C(C)C(=O)O"
@@ -423,12 +428,28 @@ def main(argv=None):
     parser.add_argument("--parts", default="stability,nve,speed")
     parser.add_argument("--torch-threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--out", default=None, help="write the results as JSON")
+    parser.add_argument("--save-systems", default=None, metavar="DIR",
+                        help="write the equilibrated Systems and state to DIR and stop")
+    parser.add_argument("--load-systems", default=None, metavar="DIR",
+                        help="time the Systems saved with --save-systems instead of building (speed part only)")
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
     if args.torch_threads:
         torch.set_num_threads(args.torch_threads)
 
     t_start, c_start = time.perf_counter(), time.process_time()
+    if args.load_systems:
+        if parts != {"speed"}:
+            parser.error("--load-systems times saved Systems: use it with --parts speed")
+        plain, mts, state, saved = load_saved_systems(Path(args.load_systems))
+        log(f"{mts.system.getNumParticles()} atoms (saved in {args.load_systems}), platform {args.platform}")
+        results = {"settings": {**vars(args), **saved, "platform_version": openmm.Platform.getOpenMMVersion(),
+                                "machine": platform_module.processor() or platform_module.machine(),
+                                "cpu_count": os.cpu_count(), "load_average_start": os.getloadavg()}}
+        results["speed"] = speed(args, None, plain, mts, state)
+        return finish(args, results, t_start, c_start)
+    from openmm_hybrid.builder import build_system  # the builder's dependencies (RDKit) only here
+    from openmm_hybrid.ligand import load_ligand
     ligand_mol = load_ligand(args.smiles)
     built = build_system(ligand=ligand_mol, solvent="explicit", padding=args.padding * unit.nanometer,
                          hydrogen_mass=args.hmr or None)
@@ -459,6 +480,11 @@ def main(argv=None):
     state = context.getState(getPositions=True, getVelocities=True, enforcePeriodicBox=False)
     del context
     log("equilibrated")
+    if args.save_systems:
+        save_systems(Path(args.save_systems), plain, mts, state,
+                     {"smiles": args.smiles, "hmr": args.hmr, "padding": args.padding,
+                      "atoms": built.system.getNumParticles(), "ligand_atoms": len(ligand)})
+        return None
 
     results = {"settings": {**vars(args), "atoms": built.system.getNumParticles(), "ligand_atoms": len(ligand),
                             "torsions": [list(map(int, t)) for t in torsions], "platform_version":
@@ -473,6 +499,29 @@ def main(argv=None):
         results["nve"] = nve(args, built, mts_nve, state)
     if "speed" in parts:
         results["speed"] = speed(args, built, plain, mts, state)
+    return finish(args, results, t_start, c_start)
+
+
+def save_systems(directory: Path, plain, mts, state, description: dict):
+    """The plain and MTS-ready Systems, the equilibrated state (gzipped XML) and what they are."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, obj in (("plain.xml.gz", plain.system), ("mts.xml.gz", mts.system), ("state.xml.gz", state)):
+        with gzip.open(directory / name, "wt") as f:
+            f.write(openmm.XmlSerializer.serialize(obj))
+    (directory / "saved.json").write_text(json.dumps({**description, "force_groups": mts.force_groups}, indent=2))
+    log(f"saved the Systems and state in {directory}")
+
+
+def load_saved_systems(directory: Path):
+    saved = json.loads((directory / "saved.json").read_text())
+    groups = saved.pop("force_groups")
+    plain = SimpleNamespace(system=load_system(gzip.open(directory / "plain.xml.gz", "rt").read()))
+    mts = SimpleNamespace(system=load_system(gzip.open(directory / "mts.xml.gz", "rt").read()), force_groups=groups)
+    state = openmm.XmlSerializer.deserialize(gzip.open(directory / "state.xml.gz", "rt").read())
+    return plain, mts, state, saved
+
+
+def finish(args, results, t_start, c_start):
     results["settings"]["load_average_end"] = os.getloadavg()
     results["settings"]["total_wall_s"] = time.perf_counter() - t_start
     results["settings"]["total_cpu_s"] = time.process_time() - c_start

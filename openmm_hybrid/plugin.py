@@ -15,7 +15,12 @@ serialization proxy, so Systems holding it can be read back with plain
    libtorch kernel for the Reference and CPU platforms (other platforms get a kernel
    factory that refuses the force with a message naming
    :func:`openmm_hybrid.ml_force.for_platform`);
-5. the SWIG bindings ``_lib/openmmhybrid.py``.
+5. ``_lib/libOpenMMHybridCUDA.so``, where it was built (a CUDA torch and OpenMM's CUDA
+   platform at build time): the libtorch kernel for the CUDA platform, which then runs
+   ``TorchModuleForce`` itself.  If it is absent or cannot load (e.g. no GPU driver), the
+   CUDA platform falls back to the refusing factory of step 4 and :func:`cuda_load_error`
+   says why;
+6. the SWIG bindings ``_lib/openmmhybrid.py``.
 
 The libraries are built by ``pip install -e .`` (setup.py's ``build_ext``) or by
 ``python plugin/build_plugin.py``.  If they are missing or fail to load, importing
@@ -33,13 +38,14 @@ from .errors import PluginError
 LIBRARY_DIR = Path(__file__).resolve().parent / "_lib"
 API_LIBRARY = LIBRARY_DIR / "libOpenMMHybrid.so"
 REFERENCE_LIBRARY = LIBRARY_DIR / "libOpenMMHybridReference.so"
+CUDA_LIBRARY = LIBRARY_DIR / "libOpenMMHybridCUDA.so"
 KERNEL_NAME = "CalcTorchModuleForce"
 FORCE_TYPE = "TorchModuleForce"  # the class name, and the type attribute in system.xml
 
 _BUILD_HINT = ("build it with `python -m pip install --no-build-isolation -e .` (see README) or "
                "`python plugin/build_plugin.py` in the source tree")
 
-_state = {"bindings": None, "error": None}
+_state = {"bindings": None, "error": None, "cuda_error": None}
 
 
 def load():
@@ -59,6 +65,14 @@ def load():
             openmm.Platform.loadPluginLibrary(str(REFERENCE_LIBRARY))
         except Exception as exc:
             raise PluginError(f"OpenMM could not load {REFERENCE_LIBRARY.name}: {exc}") from exc
+        if CUDA_LIBRARY.is_file():
+            try:
+                openmm.Platform.loadPluginLibrary(str(CUDA_LIBRARY))
+            except Exception as exc:  # the CPU kernels still work
+                _state["cuda_error"] = PluginError(f"OpenMM could not load {CUDA_LIBRARY.name}: {exc}")
+        else:
+            _state["cuda_error"] = PluginError(f"{CUDA_LIBRARY.name} was not built (it needs a CUDA build of torch and "
+                                               f"OpenMM's CUDA platform, e.g. pip install openmm-cuda-12, at build time)")
         from ._lib import openmmhybrid
     except (OSError, ImportError, PluginError) as exc:
         error = exc if isinstance(exc, PluginError) else PluginError(
@@ -68,6 +82,12 @@ def load():
         return None
     _state["bindings"] = openmmhybrid
     return openmmhybrid
+
+
+def cuda_load_error():
+    """Why the CUDA kernel is not loaded (a :class:`PluginError`), or None when it is."""
+    load()
+    return _state["cuda_error"]
 
 
 def is_available() -> bool:
@@ -119,6 +139,7 @@ def as_torch_module_force(force):
 
 def has_native_kernel(platform) -> bool:
     """Whether ``platform`` (an ``openmm.Platform`` or its name) runs ``TorchModuleForce`` itself
-    (Reference, CPU); the others need :func:`openmm_hybrid.ml_force.for_platform`."""
+    (Reference, CPU, and CUDA where that kernel is built); the others need
+    :func:`openmm_hybrid.ml_force.for_platform`."""
     name = platform if isinstance(platform, str) else platform.getName()
     return require().platformHasTorchModuleKernel(name)

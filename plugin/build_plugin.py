@@ -9,6 +9,12 @@ Produces, in the output directory (``openmm_hybrid/_lib`` for an in-place or edi
 ``libOpenMMHybridReference.so``
     ``platforms/reference/``: the libtorch kernel for every platform derived from
     ReferencePlatform (Reference, CPU); an OpenMM plugin library (``registerKernelFactories``).
+``libOpenMMHybridCUDA.so`` (only where it can be built)
+    ``platforms/cuda/``: the libtorch kernel for the CUDA platform.  Built when torch is a CUDA
+    build and OpenMM's CUDA platform (``openmm-cuda-12``/``-13``: ``plugins/libOpenMMCUDA.so``)
+    and ``cuda.h`` are found; otherwise skipped with a message (the pinned CPU-only test setup
+    has no OpenMM CUDA platform).  ``OPENMM_HYBRID_BUILD_CUDA=0`` skips it, ``=1`` makes a missing
+    piece an error.
 ``_openmmhybrid<EXT_SUFFIX>`` and ``openmmhybrid.py``
     ``python/``: the SWIG bindings.
 
@@ -37,12 +43,15 @@ DEFAULT_OUT = REPO / "openmm_hybrid" / "_lib"
 
 API_SOURCES = ["openmmapi/src/TorchModuleForce.cpp", "openmmapi/src/TorchModuleForceImpl.cpp",
                "serialization/src/TorchModuleForceProxy.cpp", "serialization/src/SerializationProxyRegistration.cpp"]
+COMMON_SOURCES = ["platforms/common/src/TorchModuleRunner.cpp"]
 REFERENCE_SOURCES = ["platforms/reference/src/ReferenceTorchModuleKernels.cpp",
                      "platforms/reference/src/ReferenceTorchModuleKernelFactory.cpp"]
+CUDA_SOURCES = ["platforms/cuda/src/CudaTorchModuleKernels.cpp", "platforms/cuda/src/CudaTorchModuleKernelFactory.cpp"]
 SWIG_INTERFACE = "python/openmmhybrid.i"
 
 API_LIBRARY = "libOpenMMHybrid.so"
 REFERENCE_LIBRARY = "libOpenMMHybridReference.so"
+CUDA_LIBRARY = "libOpenMMHybridCUDA.so"
 
 
 class BuildError(RuntimeError):
@@ -85,6 +94,36 @@ def locate_dependencies() -> dict:
         "python_include": Path(sysconfig.get_paths()["include"]),
         "ext_suffix": sysconfig.get_config_var("EXT_SUFFIX"),
     }
+
+
+def locate_cuda(deps: dict):
+    """What the CUDA kernel needs, as a dict, or the reason it cannot be built (a str)."""
+    import torch
+    torch_lib = Path(deps["torch_lib"])
+    if not torch.version.cuda or not (torch_lib / "libtorch_cuda.so").exists():
+        return "torch is not a CUDA build"
+    plugins = Path(deps["openmm_lib"]) / "plugins"
+    if not (plugins / "libOpenMMCUDA.so").exists():
+        return f"OpenMM's CUDA platform is not installed (no {plugins / 'libOpenMMCUDA.so'}; pip install openmm-cuda-12)"
+    if not (Path(deps["openmm_include"]) / "openmm" / "cuda" / "CudaContext.h").exists():
+        return "OpenMM's CUDA platform headers are missing"
+    candidates = [Path(os.environ[v]) / "include" for v in ("CUDA_HOME", "CUDA_PATH") if os.environ.get(v)]
+    candidates.append(Path("/usr/local/cuda/include"))
+    for site in {Path(p) for p in sys.path if p and Path(p, "nvidia").is_dir()}:
+        candidates += sorted(Path(site, "nvidia").glob("*/include"))
+    cuda_include = next((c for c in candidates if (c / "cuda.h").exists()), None)
+    if cuda_include is None:
+        return "cuda.h was not found (set CUDA_HOME)"
+    # libtorch's inline CUDA guards call the CUDA runtime: link the one torch itself loads
+    runtime_dirs = [torch_lib, cuda_include.parent / "lib", cuda_include.parent / "lib64"]
+    cudart = next((p for d in runtime_dirs if d.is_dir() for p in sorted(d.glob("libcudart.so*"))), None)
+    if cudart is None:
+        return "the CUDA runtime library (libcudart.so) was not found beside cuda.h or torch"
+    # the driver API (contexts, streams) links against libcuda: the toolkit's stub at build time
+    stubs = [d / "stubs" for d in (cuda_include.parent / "lib64", cuda_include.parent / "lib")
+             if (d / "stubs" / "libcuda.so").exists()]
+    return {"cuda_include": cuda_include, "openmm_plugins": plugins, "cudart": cudart,
+            "driver_flags": [f"-L{stubs[0]}" if stubs else "", "-lcuda"]}
 
 
 def find_swig() -> str:
@@ -151,8 +190,22 @@ def build(out_dir=DEFAULT_OUT, build_dir=None, jobs=None, verbose=False) -> list
               "-outdir", out_dir, "-o", swig_cpp, interface], verbose)
 
     units = [(HERE / s, include_flags) for s in API_SOURCES]
-    units += [(HERE / s, include_flags + torch_flags) for s in REFERENCE_SOURCES]
+    common_flags = include_flags + torch_flags + [f"-I{HERE / 'platforms' / 'common' / 'include'}"]
+    units += [(HERE / s, common_flags) for s in COMMON_SOURCES + REFERENCE_SOURCES]
     units += [(swig_cpp, include_flags + [f"-I{deps['python_include']}"])]
+    cuda = None
+    wanted = os.environ.get("OPENMM_HYBRID_BUILD_CUDA", "auto")
+    if wanted != "0":
+        cuda = locate_cuda(deps)
+        if isinstance(cuda, str):
+            if wanted == "1":
+                raise BuildError(f"OPENMM_HYBRID_BUILD_CUDA=1, but the CUDA kernel cannot be built: {cuda}")
+            _log(f"CUDA kernel not built: {cuda}")
+            cuda = None
+    cuda_units = []
+    if cuda is not None:
+        cuda_flags = common_flags + [f"-I{HERE / 'platforms' / 'cuda' / 'include'}", f"-I{cuda['cuda_include']}"]
+        cuda_units = [(HERE / s, cuda_flags) for s in CUDA_SOURCES]
 
     def compile_unit(unit):
         source, flags = unit
@@ -165,8 +218,10 @@ def build(out_dir=DEFAULT_OUT, build_dir=None, jobs=None, verbose=False) -> list
 
     with ThreadPoolExecutor(max_workers=jobs or min(len(units), os.cpu_count() or 1)) as pool:
         objects = list(pool.map(compile_unit, units))
-    api_objects, reference_objects, swig_objects = (objects[:len(API_SOURCES)],
-                                                    objects[len(API_SOURCES):-1], objects[-1:])
+    n_api, n_reference = len(API_SOURCES), len(COMMON_SOURCES) + len(REFERENCE_SOURCES)
+    api_objects = objects[:n_api]
+    reference_objects = objects[n_api:n_api + n_reference]
+    swig_objects = objects[n_api + n_reference:]
 
     # Run paths: beside this library, then the OpenMM and torch of the build environment,
     # then where they lie relative to an installed openmm_hybrid/_lib in site-packages.
@@ -187,6 +242,25 @@ def build(out_dir=DEFAULT_OUT, build_dir=None, jobs=None, verbose=False) -> list
 
     link_library(API_LIBRARY, api_objects, ["-lOpenMM"])
     link_library(REFERENCE_LIBRARY, reference_objects, ["-lOpenMMHybrid", "-lOpenMM", "-ltorch_cpu", "-lc10"])
+    if cuda is not None:
+        # The CUDA kernel is optional: unless OPENMM_HYBRID_BUILD_CUDA=1 asked for it, a failure
+        # leaves the other libraries usable (GPU platforms then convert to openmm-torch's TorchForce).
+        cpu_link = link
+        try:
+            cuda_objects = [compile_unit(u) for u in cuda_units]
+            # the runner is compiled into each platform library (one object, linked twice)
+            link = link + [f"-Wl,-rpath,{p}" for p in (cuda["openmm_plugins"], "$ORIGIN/../../OpenMM.libs/lib/plugins",
+                                                          cuda["cudart"].parent)]
+            link_library(CUDA_LIBRARY, cuda_objects + reference_objects[:len(COMMON_SOURCES)],
+                         [f"-L{cuda['openmm_plugins']}", "-lOpenMMCUDA", "-lOpenMMHybrid", "-lOpenMM",
+                          "-ltorch_cuda", "-ltorch_cpu", "-lc10_cuda", "-lc10", cuda["cudart"],
+                          *[f for f in cuda["driver_flags"] if f]])
+        except BuildError as exc:
+            if wanted == "1":
+                raise
+            _log(f"CUDA kernel not built (the build failed; OPENMM_HYBRID_BUILD_CUDA=1 shows why): "
+                 f"{str(exc).splitlines()[0]}")
+        link = cpu_link
     # Python symbols are resolved from the interpreter at import time, so no -lpython.
     link = [cxx, "-shared", *rpath_flags]
     link_library("_openmmhybrid" + deps["ext_suffix"], swig_objects, ["-lOpenMMHybrid", "-lOpenMM"])

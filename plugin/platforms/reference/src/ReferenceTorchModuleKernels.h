@@ -2,9 +2,7 @@
 #define OPENMM_HYBRID_REFERENCE_TORCH_MODULE_KERNELS_H_
 
 #include "TorchModuleKernels.h"
-#include <torch/script.h>
-#include <string>
-#include <vector>
+#include "TorchModuleRunner.h"
 
 namespace OpenMMHybrid {
 
@@ -20,11 +18,7 @@ public:
     void initialize(const OpenMM::System& system, const TorchModuleForce& force);
     double execute(OpenMM::ContextImpl& context, bool includeForces, bool includeEnergy);
 private:
-    torch::jit::Module module;
-    std::string forceName;
-    bool usePeriodic;
-    std::vector<std::string> globalNames;
-    std::vector<bool> wantsDerivative;
+    TorchModuleRunner runner;
 };
 
 } // namespace OpenMMHybrid
