@@ -496,3 +496,38 @@ def test_nve_energy_conservation(nma_water, ani_single):
           f"kT/ns/dof, fluctuation {rms:.3f} kJ/mol")
     assert abs(drift) < DRIFT_BOUND_KT
     assert rms < 1.0
+
+
+def test_plain_forcefield_xml_route(nma_water, ani_double, emle64):
+    """The drop-in route with electrostatic embedding: a plain ``openmm.app.ForceField`` given an
+    ``<MLMMEmbedding ... embedding="electrostatic" emle_model=...>`` element returns the System that
+    ``create_hybrid_system(..., embedding="electrostatic")`` makes from the same MM System: same
+    forces, groups and energy."""
+    from io import StringIO
+    from openmm import app
+    from conftest import compute
+    from openmm_hybrid.ml_force import EMLE_FORCE_NAME
+    from openmm_hybrid.template_generator import LigandTemplateGenerator
+    topology = nma_water.topology
+    kwargs = dict(nonbondedMethod=app.PME, nonbondedCutoff=0.9 * unit.nanometer, rigidWater=True)
+    element = (f'<MLMMEmbedding model="ani2x" residues="LIG" embedding="electrostatic" precision="double" '
+               f'emle_model="{emle_model_path()}" emle_precision="double" embedding_cutoff="{CUTOFF}" '
+               f'emle_force_group="{EMLE_GROUP}"/>')
+    plain = app.ForceField("amber14-all.xml", "amber14/tip3p.xml", StringIO(f"<ForceField>{element}</ForceField>"))
+    plain.registerTemplateGenerator(LigandTemplateGenerator(["CC(=O)NC"]).generator)
+    xml_route = plain.createSystem(topology, **kwargs)
+
+    mm = app.ForceField("amber14-all.xml", "amber14/tip3p.xml")
+    mm.registerTemplateGenerator(LigandTemplateGenerator(["CC(=O)NC"]).generator)
+    direct = electrostatic(nma_water, ani_double, emle64, topology=topology,
+                           system=mm.createSystem(topology, **kwargs)).system
+
+    def described(system):
+        return sorted((type(f).__name__, f.getName(), f.getForceGroup()) for f in system.getForces())
+    assert described(xml_route) == described(direct)
+    assert any(f.getName() == EMLE_FORCE_NAME and f.getForceGroup() == EMLE_GROUP for f in xml_route.getForces())
+    box = topology.getPeriodicBoxVectors()
+    e_xml, f_xml = compute(xml_route, nma_water.positions, "Reference", box)
+    e_direct, f_direct = compute(direct, nma_water.positions, "Reference", box)
+    assert e_xml == pytest.approx(e_direct, abs=1e-6)
+    assert np.abs(f_xml - f_direct).max() < 1e-6
