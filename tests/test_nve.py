@@ -48,16 +48,18 @@ def nve_drift(system, positions, box, steps=2000, timestep=0.5 * unit.femtosecon
 
 
 def equilibrate(system, positions, box, timestep=0.5 * unit.femtosecond, temperature=300 * unit.kelvin, seed=1,
-                steps=200, minimize_system=None):
+                steps=200, minimize_system=None, properties=None):
     """Minimise, set velocities and run ``steps`` Langevin steps; return the State (positions, velocities).
 
     ``minimize_system`` (e.g. the all-MM System) is minimised instead of ``system``: L-BFGS on the
     ML/MM System needs several force evaluations per iteration (float32 ML energies make its line
-    search work hard), on the MM System they are cheap.
+    search work hard), on the MM System they are cheap.  ``properties``: CPU platform properties
+    (e.g. one thread and deterministic forces, for a reproducible trajectory).
     """
     platform = openmm.Platform.getPlatformByName("CPU")
+    properties = properties or {}
     if minimize_system is not None:
-        context = openmm.Context(minimize_system, openmm.VerletIntegrator(0.001), platform)
+        context = openmm.Context(minimize_system, openmm.VerletIntegrator(0.001), platform, properties)
         context.setPeriodicBoxVectors(*box)
         context.setPositions(positions)
         openmm.LocalEnergyMinimizer.minimize(context, 10.0, 200)
@@ -65,7 +67,7 @@ def equilibrate(system, positions, box, timestep=0.5 * unit.femtosecond, tempera
         del context
     langevin = openmm.LangevinMiddleIntegrator(temperature, 5 / unit.picosecond, timestep)
     langevin.setRandomNumberSeed(seed)
-    context = openmm.Context(system, langevin, platform)
+    context = openmm.Context(system, langevin, platform, properties)
     context.setPeriodicBoxVectors(*box)
     context.setPositions(positions)
     if minimize_system is None:
@@ -75,13 +77,14 @@ def equilibrate(system, positions, box, timestep=0.5 * unit.femtosecond, tempera
     return context.getState(getPositions=True, getVelocities=True)
 
 
-def measure_drift(system, state, box, integrator, steps=2000, report=10, temperature=300 * unit.kelvin):
+def measure_drift(system, state, box, integrator, steps=2000, report=10, temperature=300 * unit.kelvin,
+                  properties=None):
     """Run ``steps`` steps of the NVE ``integrator`` from ``state``; fit the total energy linearly.
 
     Returns (drift in kT per ns per degree of freedom, rms of the residual in kJ/mol, n_dof).
     """
     timestep = integrator.getStepSize()
-    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("CPU"))
+    context = openmm.Context(system, integrator, openmm.Platform.getPlatformByName("CPU"), properties or {})
     context.setPeriodicBoxVectors(*box)
     context.setPositions(state.getPositions())
     context.setVelocities(state.getVelocities())
