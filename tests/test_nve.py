@@ -41,10 +41,12 @@ def velocity_verlet(timestep):
 
 
 def nve_drift(system, positions, box, steps=2000, timestep=0.5 * unit.femtosecond, report=10,
-              temperature=300 * unit.kelvin, seed=1):
-    """Equilibrate briefly with Langevin, then run NVE; return (drift kT/ns/dof, rms kJ/mol, n_dof)."""
-    state = equilibrate(system, positions, box, timestep, temperature, seed)
-    return measure_drift(system, state, box, velocity_verlet(timestep), steps, report, temperature)
+              temperature=300 * unit.kelvin, seed=1, properties=None):
+    """Equilibrate briefly with Langevin, then run NVE; return (drift kT/ns/dof, rms kJ/mol, n_dof).
+    ``properties``: CPU platform properties for both runs."""
+    state = equilibrate(system, positions, box, timestep, temperature, seed, properties=properties)
+    return measure_drift(system, state, box, velocity_verlet(timestep), steps, report, temperature,
+                         properties=properties)
 
 
 def equilibrate(system, positions, box, timestep=0.5 * unit.femtosecond, temperature=300 * unit.kelvin, seed=1,
