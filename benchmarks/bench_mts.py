@@ -271,7 +271,7 @@ def nve(args, built, mts_nve, state):
     return results
 
 
-def speed(args, built, plain, mts, state):
+def speed(args, plain, mts, state):
     inner = args.inner_fs
     schemes = [("single step", "single", inner)] + \
         [(f"single step {dt:g} fs", "single", dt) for dt in args.single_fs if dt > inner] + \
@@ -446,7 +446,7 @@ def main(argv=None):
         results = {"settings": {**vars(args), **saved, "platform_version": openmm.Platform.getOpenMMVersion(),
                                 "machine": platform_module.processor() or platform_module.machine(),
                                 "cpu_count": os.cpu_count(), "load_average_start": os.getloadavg()}}
-        results["speed"] = speed(args, None, plain, mts, state)
+        results["speed"] = speed(args, plain, mts, state)
         return finish(args, results, t_start, c_start)
     from openmm_hybrid.builder import build_system  # the builder's dependencies (RDKit) only here
     from openmm_hybrid.ligand import load_ligand
@@ -498,7 +498,7 @@ def main(argv=None):
         tighten_pme(mts_nve.system)
         results["nve"] = nve(args, built, mts_nve, state)
     if "speed" in parts:
-        results["speed"] = speed(args, built, plain, mts, state)
+        results["speed"] = speed(args, plain, mts, state)
     return finish(args, results, t_start, c_start)
 
 

@@ -123,7 +123,7 @@ def locate_cuda(deps: dict):
     stubs = [d / "stubs" for d in (cuda_include.parent / "lib64", cuda_include.parent / "lib")
              if (d / "stubs" / "libcuda.so").exists()]
     return {"cuda_include": cuda_include, "openmm_plugins": plugins, "cudart": cudart,
-            "driver_flags": [f"-L{stubs[0]}" if stubs else "", "-lcuda"]}
+            "driver_flags": ([f"-L{stubs[0]}"] if stubs else []) + ["-lcuda"]}
 
 
 def find_swig() -> str:
@@ -229,14 +229,14 @@ def build(out_dir=DEFAULT_OUT, build_dir=None, jobs=None, verbose=False) -> list
     rpaths = ["$ORIGIN", deps["openmm_lib"], deps["torch_lib"], "$ORIGIN/../../OpenMM.libs/lib",
               "$ORIGIN/../../torch/lib"]
     rpath_flags = [f"-Wl,-rpath,{p}" for p in rpaths]
-    link = [cxx, "-shared", "-Wl,--no-undefined", *rpath_flags]
     outputs = []
 
-    def link_library(name, objs, libs):
+    def link_library(name, objs, libs, flags=("-Wl,--no-undefined",)):
         target = out_dir / name
         if not target.exists() or target.stat().st_mtime < _newest(objs):
             _log(f"linking {name}")
-            _run([*link, f"-Wl,-soname,{name}" if name.startswith("lib") else "-Wl,-O1", *objs, "-o", target,
+            _run([cxx, "-shared", *flags, *rpath_flags, f"-Wl,-soname,{name}" if name.startswith("lib") else "-Wl,-O1",
+                  *objs, "-o", target,
                   f"-L{out_dir}", f"-L{deps['openmm_lib']}", f"-L{deps['torch_lib']}", *libs], verbose)
         outputs.append(target)
 
@@ -245,25 +245,23 @@ def build(out_dir=DEFAULT_OUT, build_dir=None, jobs=None, verbose=False) -> list
     if cuda is not None:
         # The CUDA kernel is optional: unless OPENMM_HYBRID_BUILD_CUDA=1 asked for it, a failure
         # leaves the other libraries usable (GPU platforms then convert to openmm-torch's TorchForce).
-        cpu_link = link
         try:
             cuda_objects = [compile_unit(u) for u in cuda_units]
+            cuda_rpaths = [f"-Wl,-rpath,{p}" for p in (cuda["openmm_plugins"], "$ORIGIN/../../OpenMM.libs/lib/plugins",
+                                                       cuda["cudart"].parent)]
             # the runner is compiled into each platform library (one object, linked twice)
-            link = link + [f"-Wl,-rpath,{p}" for p in (cuda["openmm_plugins"], "$ORIGIN/../../OpenMM.libs/lib/plugins",
-                                                          cuda["cudart"].parent)]
             link_library(CUDA_LIBRARY, cuda_objects + reference_objects[:len(COMMON_SOURCES)],
                          [f"-L{cuda['openmm_plugins']}", "-lOpenMMCUDA", "-lOpenMMHybrid", "-lOpenMM",
-                          "-ltorch_cuda", "-ltorch_cpu", "-lc10_cuda", "-lc10", cuda["cudart"],
-                          *[f for f in cuda["driver_flags"] if f]])
+                          "-ltorch_cuda", "-ltorch_cpu", "-lc10_cuda", "-lc10", cuda["cudart"], *cuda["driver_flags"]],
+                         flags=("-Wl,--no-undefined", *cuda_rpaths))
         except BuildError as exc:
             if wanted == "1":
                 raise
             _log(f"CUDA kernel not built (the build failed; OPENMM_HYBRID_BUILD_CUDA=1 shows why): "
                  f"{str(exc).splitlines()[0]}")
-        link = cpu_link
-    # Python symbols are resolved from the interpreter at import time, so no -lpython.
-    link = [cxx, "-shared", *rpath_flags]
-    link_library("_openmmhybrid" + deps["ext_suffix"], swig_objects, ["-lOpenMMHybrid", "-lOpenMM"])
+    # Python symbols are resolved from the interpreter at import time: no -lpython, and undefined
+    # symbols are allowed.
+    link_library("_openmmhybrid" + deps["ext_suffix"], swig_objects, ["-lOpenMMHybrid", "-lOpenMM"], flags=())
     outputs.append(swig_py)
     _log(f"built {', '.join(p.name for p in outputs)} in {out_dir}")
     return outputs

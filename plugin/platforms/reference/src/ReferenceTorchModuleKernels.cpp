@@ -5,7 +5,6 @@
 #include <ATen/Parallel.h>
 #include <algorithm>
 #include <cstdlib>
-#include <sstream>
 
 using namespace OpenMMHybrid;
 using namespace OpenMM;
