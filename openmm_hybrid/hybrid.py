@@ -96,7 +96,8 @@ def create_hybrid_system(topology, system: openmm.System, region: RegionSpec, mo
     interpolate : bool
         Add ``lambda_interpolate`` (openmm-ml semantics: 0 = MM, 1 = ML/MM).
     positions : Quantity, optional
-        Positions (nm); if given, periodic systems are checked for a region wider than half the box.
+        Positions (nm); if given, periodic systems are checked for a region wider than half the box
+        (and, with electrostatic embedding, for a box too small for the embedding cutoff).
     model_options : dict, optional
         Model options such as ``{"model_index": 0}`` for ANI-2x.
     mts_ready : bool
@@ -124,6 +125,9 @@ def create_hybrid_system(topology, system: openmm.System, region: RegionSpec, mo
     atoms = select_region(topology, region)
     ml_model = load_model(model, precision=precision, **(model_options or {}))
     info = check_region(topology, system, atoms, ml_model, positions)
+    check_positions = getattr(create, "check_positions", None)
+    if positions is not None and check_positions is not None:
+        check_positions(topology, system, atoms, positions, **embedding_options)
     hybrid = create(topology, system, atoms, ml_model, int(ml_force_group), bool(interpolate),
                     total_charge=float(info["net_charge"]), **embedding_options)
     if mts_ready:

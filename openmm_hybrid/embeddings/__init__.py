@@ -3,7 +3,8 @@
 Each method lives in its own module and is registered here by name with a function
 ``create(topology, system, atoms, model, force_group, interpolate, total_charge, **options)
 -> openmm.System``; ``create.describe(**options) -> dict``, if present, gives the effective
-settings recorded in ``embed.json``.
+settings recorded in ``embed.json``; ``create.check_positions(topology, system, atoms, positions,
+**options)``, if present, refuses positions the embedding cannot handle (e.g. a box too small).
 """
 from typing import Callable, Dict
 
@@ -22,7 +23,13 @@ def _describe_electrostatic(**options):
     return describe_settings(**options)
 
 
+def _check_electrostatic_positions(*args, **kwargs):
+    from .electrostatic import check_embedding_geometry
+    return check_embedding_geometry(*args, **kwargs)
+
+
 _create_electrostatic_system.describe = _describe_electrostatic
+_create_electrostatic_system.check_positions = _check_electrostatic_positions
 
 EMBEDDINGS: Dict[str, Callable] = {"mechanical": create_mechanical_system,
                                    "electrostatic": _create_electrostatic_system}

@@ -26,11 +26,15 @@ not at all when none is within ``r_c``; w is twice continuously differentiable i
 coordinates (the energy is continuous and forces are consistent with it), and whole groups
 (neutral waters) are switched together.  Defaults: ``r_c`` = 1.0 nm, ``r_on`` = ``r_c`` - 0.2 nm.
 
-Periodic systems: the region is made whole about its first atom, and every MM residue is
-taken whole, at the minimum image of its first atom relative to the region's centroid.  This
-is unambiguous while ``r_c`` + (region radius about its centroid) + (extent of the selected
-residues about their first atoms) < half the smallest box width, which is checked when the
-force is made (``r_c`` alone) and at every evaluation (raises otherwise).
+Periodic systems: the region is made whole about its first atom, and every MM atom is taken at
+its minimum image about the region's centroid.  Each MM atom then meets the region through
+exactly one image while ``r_c`` + (region radius about its centroid) < half the smallest box
+width, which is checked when the force is made (``r_c`` alone) and at every evaluation (raises
+otherwise).  The energy is continuous as long as no residue with an atom inside ``r_c`` reaches
+further than half the box minus ``r_c`` minus the region radius from it (an atom of a switched
+residue changes image only at half the box from the centroid); :func:`check_embedding_geometry`
+checks that on given positions.  A residue stretched beyond it, as a water in a minimiser's
+trial step (constraints relaxed) can be, still gets a defined energy rather than an error.
 
 With ``interpolate=True`` the coupling force takes ``lambda_interpolate`` (its energy is
 multiplied by it), so lambda = 0 is pure MM and lambda = 1 the electrostatically embedded
@@ -86,11 +90,6 @@ class EMLEEmbeddingEnergy(torch.nn.Module):
         self.register_buffer("mm_atoms", torch.tensor(mm_atoms, dtype=torch.int64))
         self.register_buffer("mm_charges", torch.tensor(mm_charges, dtype=dtype))
         self.register_buffer("groups", torch.tensor(groups, dtype=torch.int64).reshape(-1, groups.shape[1]))
-        first_atom = np.zeros(len(mm_atoms), dtype=np.int64)  # for every MM atom, the first atom of its residue
-        for row in groups:
-            members = row[row < len(mm_atoms)]
-            first_atom[members] = members[0]
-        self.register_buffer("first_atom", torch.tensor(first_atom, dtype=torch.int64))
         self.register_buffer("far_away", torch.full((1, 3), _FAR_AWAY_NM, dtype=dtype))
         self.cutoff = float(cutoff)
         self.switch_distance = float(switch_distance)
@@ -124,15 +123,12 @@ class EMLEEmbeddingEnergy(torch.nn.Module):
             ml = ml[0] + self._min_image(ml - ml[0], box)
         center = ml.mean(0)
         ml = ml - center
-        # Geometry and selection without gradients, over all MM charges: each residue whole, at
-        # the image of its first atom nearest the region's centroid, as a lattice shift per atom.
+        # Geometry and selection without gradients, over all MM charges: every MM atom at its own
+        # minimum image about the region's centroid, as a lattice shift per atom.
         mm = pos.detach().index_select(0, self.mm_atoms) - center.detach()
-        offsets = torch.zeros_like(mm)
         shift = torch.zeros_like(mm)
         if periodic:
-            first = mm.index_select(0, self.first_atom)
-            offsets = self._min_image(mm - first, box)
-            shift = self._min_image(first, box) + offsets - mm
+            shift = self._min_image(mm, box) - mm
             mm = mm + shift
         n_mm = mm.shape[0]
         # residue distance to the region: the smallest over its atoms and the ML atoms.  Residues
@@ -148,16 +144,12 @@ class EMLEEmbeddingEnergy(torch.nn.Module):
         valid = entries < n_mm
         atoms = torch.cat([full, entries[valid]])
         if periodic and atoms.shape[0] > 0:
-            # the images are unambiguous while cutoff + region radius + residue extent < half the box
             radius = float(torch.sqrt((ml.detach() * ml.detach()).sum(1)).max())
-            selected_offsets = offsets.index_select(0, atoms)
-            extent = float(torch.sqrt((selected_offsets * selected_offsets).sum(1)).max())
             half_width = 0.5 * float(torch.min(torch.stack([box[0, 0], box[1, 1], box[2, 2]])))
-            if radius + self.cutoff + extent >= half_width:
+            if radius + self.cutoff >= half_width:
                 raise RuntimeError("EMLE embedding: the embedding cutoff ({} nm) plus the ML region's radius ({} nm) "
-                                   "plus the extent of an MM residue ({} nm) reaches half the periodic box ({} nm): "
-                                   "minimum images would be ambiguous; use a larger box or a smaller "
-                                   "cutoff".format(self.cutoff, radius, extent, half_width))
+                                   "reaches half the periodic box ({} nm): minimum images would be ambiguous; use "
+                                   "a larger box or a smaller cutoff".format(self.cutoff, radius, half_width))
         # positions of the selected charges, differentiable (the lattice shifts are constants)
         selected = pos.index_select(0, self.mm_atoms.index_select(0, atoms)) - center + shift.index_select(0, atoms)
         # switching weights of the residues in the switching zone
@@ -272,6 +264,52 @@ def check_cutoff_fits_box(system: openmm.System, cutoff: float) -> None:
     if cutoff >= half:
         raise HybridError(f"the embedding cutoff ({cutoff} nm) must be less than half the periodic box "
                           f"({half:.3f} nm); use a smaller embedding_cutoff or a larger box")
+
+
+def check_embedding_geometry(topology, system: openmm.System, atoms, positions, embedding_cutoff=DEFAULT_CUTOFF_NM,
+                             **options) -> None:
+    """Refuse a periodic box too small for the embedding at ``positions``.
+
+    The EMLE energy is continuous while the region's radius about its centroid, plus the
+    cutoff, plus the extent of the widest charged MM residue (about its first atom) stays below
+    half the smallest box width (see the module docstring).  Other keyword options are ignored.
+
+    Raises
+    ------
+    HybridError
+        Naming the widest residue, its extent and the box.
+    """
+    if not system.usesPeriodicBoundaryConditions():
+        return
+    cutoff = _nm(embedding_cutoff, "embedding_cutoff")
+    xyz = np.asarray(positions.value_in_unit(unit.nanometer) if unit.is_quantity(positions) else positions,
+                     dtype=np.float64)
+    box = np.array([[v.value_in_unit(unit.nanometer) for v in vector]
+                    for vector in system.getDefaultPeriodicBoxVectors()])
+    half = 0.5 * min(box[0, 0], box[1, 1], box[2, 2])
+
+    def min_image(d):
+        for k in (2, 1, 0):
+            d = d - np.outer(np.round(d[:, k] / box[k, k]), box[k])
+        return d
+
+    ml = xyz[list(atoms)]
+    ml = ml[0] + min_image(ml - ml[0])
+    radius = float(np.linalg.norm(ml - ml.mean(0), axis=1).max())
+    _, mm_atoms, _, groups = environment_charges(topology, system, atoms)
+    widest, widest_extent = None, 0.0
+    mm_xyz = xyz[mm_atoms]
+    for row in groups:
+        members = row[row < len(mm_atoms)]
+        extent = float(np.linalg.norm(min_image(mm_xyz[members] - mm_xyz[members[0]]), axis=1).max())
+        if extent > widest_extent:
+            widest, widest_extent = mm_atoms[members[0]], extent
+    if radius + cutoff + widest_extent >= half:
+        residue = list(topology.atoms())[widest].residue
+        raise HybridError(f"the periodic box is too small for electrostatic embedding: the embedding cutoff "
+                          f"({cutoff} nm) plus the ML region's radius ({radius:.2f} nm) plus the extent of MM "
+                          f"residue {residue.name} {residue.id} ({widest_extent:.2f} nm) reaches half the box "
+                          f"({half:.2f} nm); use a larger box or a smaller embedding_cutoff")
 
 
 def resolve_settings(emle_model=None, emle_alpha_mode: str = "species", emle_method: str = "electrostatic",
@@ -405,6 +443,7 @@ def describe_settings(**options) -> dict:
 
 
 create_electrostatic_system.describe = describe_settings
+create_electrostatic_system.check_positions = check_embedding_geometry
 
 
 def emle_energy_components(force, positions, box_vectors=None) -> Optional[dict]:
