@@ -61,6 +61,13 @@ DEFAULT_EMLE_PRECISION = "double"
 _FAR_AWAY_NM = 1.0e6  # position of the padding entries of the group table: S = 0 there
 
 
+def minimum_image(d: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
+    """Displacements ``d`` (n, 3) reduced to their minimum image in OpenMM's reduced box (rows a, b, c)."""
+    d = d - torch.outer(torch.round(d[:, 2] / box[2, 2]), box[2])
+    d = d - torch.outer(torch.round(d[:, 1] / box[1, 1]), box[1])
+    return d - torch.outer(torch.round(d[:, 0] / box[0, 0]), box[0])
+
+
 class EMLEEmbeddingEnergy(torch.nn.Module):
     """TorchScript energy module of the EMLE coupling correction (kJ/mol, from nm positions).
 
@@ -99,11 +106,6 @@ class EMLEEmbeddingEnergy(torch.nn.Module):
         self.hartree_to_kj_mol = HARTREE_TO_KJ_MOL
         self.force_name = EMLE_FORCE_NAME
 
-    def _min_image(self, d: torch.Tensor, box: torch.Tensor) -> torch.Tensor:
-        d = d - torch.outer(torch.round(d[:, 2] / box[2, 2]), box[2])
-        d = d - torch.outer(torch.round(d[:, 1] / box[1, 1]), box[1])
-        return d - torch.outer(torch.round(d[:, 0] / box[0, 0]), box[0])
-
     def _switch(self, r: torch.Tensor) -> torch.Tensor:
         x = torch.clamp((r - self.switch_distance) / (self.cutoff - self.switch_distance), 0.0, 1.0)
         return 1.0 - x * x * x * (10.0 - 15.0 * x + 6.0 * x * x)
@@ -120,7 +122,7 @@ class EMLEEmbeddingEnergy(torch.nn.Module):
         box = torch.zeros(3, 3, dtype=dtype, device=device)
         if periodic and boxvectors is not None:
             box = boxvectors.to(dtype)
-            ml = ml[0] + self._min_image(ml - ml[0], box)
+            ml = ml[0] + minimum_image(ml - ml[0], box)
         center = ml.mean(0)
         ml = ml - center
         # Geometry and selection without gradients, over all MM charges: every MM atom at its own
@@ -128,7 +130,7 @@ class EMLEEmbeddingEnergy(torch.nn.Module):
         mm = pos.detach().index_select(0, self.mm_atoms) - center.detach()
         shift = torch.zeros_like(mm)
         if periodic:
-            shift = self._min_image(mm, box) - mm
+            shift = minimum_image(mm, box) - mm
             mm = mm + shift
         n_mm = mm.shape[0]
         # residue distance to the region: the smallest over its atoms and the ML atoms.  Residues
@@ -289,9 +291,7 @@ def check_embedding_geometry(topology, system: openmm.System, atoms, positions, 
     half = 0.5 * min(box[0, 0], box[1, 1], box[2, 2])
 
     def min_image(d):
-        for k in (2, 1, 0):
-            d = d - np.outer(np.round(d[:, k] / box[k, k]), box[k])
-        return d
+        return minimum_image(torch.from_numpy(d), torch.from_numpy(box)).numpy()
 
     ml = xyz[list(atoms)]
     ml = ml[0] + min_image(ml - ml[0])
