@@ -39,7 +39,7 @@ class BuildPlugin(build_ext):
         sys.path.insert(0, str(Path(__file__).resolve().parent / "plugin"))
         from build_plugin import BuildError, build
         in_place = self.inplace or getattr(self, "editable_mode", False)
-        out = Path("openmm_hybrid/_lib") if in_place else Path(self.build_lib) / "openmm_hybrid" / "_lib"
+        out = Path("openmm_hybrid/forces/_lib") if in_place else Path(self.build_lib) / "openmm_hybrid" / "forces" / "_lib"
         try:
             self._outputs = [str(p) for p in build(out, Path(self.build_temp) / "plugin")]
         except BuildError as exc:
@@ -59,7 +59,7 @@ setup(
     py_modules=["openmm_hybrid_forcefield_dir"],
     package_data={"openmm_hybrid": ["data/*", "data/openmm-hybrid/*.xml"]},
     # one placeholder extension so that setuptools runs build_ext (BuildPlugin builds the plugin)
-    ext_modules=[Extension("openmm_hybrid._lib._openmmhybrid", sources=[])],
+    ext_modules=[Extension("openmm_hybrid.forces._lib._openmmhybrid", sources=[])],
     cmdclass={"build_ext": BuildPlugin},
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
@@ -72,11 +72,11 @@ setup(
         # lets ForceField("openmm-hybrid/ani2x.xml") find the shipped ML/MM force-field files
         "openmm.forcefielddir": ["openmm-hybrid = openmm_hybrid_forcefield_dir:data_directory"],
         "openmmml.potentials": [
-            "hybrid-ani2x = openmm_hybrid.openmmml_plugin:HybridPotentialImplFactory",
-            "hybrid-torchscript = openmm_hybrid.openmmml_plugin:HybridPotentialImplFactory",
+            "hybrid-ani2x = openmm_hybrid.integrations.openmmml:HybridPotentialImplFactory",
+            "hybrid-torchscript = openmm_hybrid.integrations.openmmml:HybridPotentialImplFactory",
         ],
         "openmmml.embeddings": [
-            "electrostatic = openmm_hybrid.openmmml_plugin:ElectrostaticEmbeddingFactory",
+            "electrostatic = openmm_hybrid.integrations.openmmml:HybridEmbeddingFactory",
         ],
     },
 )

@@ -14,23 +14,16 @@ programs on the machine, but larger than wall time when torch uses several threa
     python benchmarks/bench_ani.py --threads 1 --precision double
 """
 import argparse
-import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-_shared = REPO.parent / "shared" / "models" / "torchani"
-if not os.environ.get("TORCHANI_DATA_DIR") and _shared.is_dir():
-    os.environ["TORCHANI_DATA_DIR"] = str(_shared)
-os.environ.setdefault("TORCHANI_NO_WARN_EXTENSIONS", "1")
+import torch
 
-import torch  # noqa: E402
+from openmm_hybrid.models import load_model
+from openmm_hybrid.models.ani import load_torchani_ani2x
+from openmm_hybrid.testing import use_shared_models
 
-from openmm_hybrid.models import load_model  # noqa: E402
-from openmm_hybrid.models.ani import load_torchani_ani2x  # noqa: E402
+use_shared_models()
 
 # name, SMILES: about 18, 40 and 80 atoms with hydrogens
 LIGANDS = [

@@ -15,27 +15,22 @@ beside the repository.
 import argparse
 import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-_shared = REPO.parent / "shared" / "models"
-if not os.environ.get("TORCHANI_DATA_DIR") and (_shared / "torchani").is_dir():
-    os.environ["TORCHANI_DATA_DIR"] = str(_shared / "torchani")
-DEFAULT_EMLE = os.environ.get("OPENMM_HYBRID_EMLE_MODEL") or \
-    str(_shared / "emle" / "emle_qm7_aev__v2024-10-22_88014f5.mat")
+import openmm_hybrid  # noqa: F401  (imports torch before openmmtorch)
+import openmm
+import torch
+from openmm import unit
 
-import openmm_hybrid  # noqa: E402,F401  (imports torch before openmmtorch)
-import openmm  # noqa: E402
-import torch  # noqa: E402
-from openmm import unit  # noqa: E402
+from openmm_hybrid._util import set_quiet
+from openmm_hybrid.hybrid import create_hybrid_system
+from openmm_hybrid.mm import build_system
+from openmm_hybrid.models import load_model
+from openmm_hybrid.testing import SOURCE_TREE, emle_model_path, use_shared_models
 
-from openmm_hybrid._util import set_quiet  # noqa: E402
-from openmm_hybrid.builder import build_system  # noqa: E402
-from openmm_hybrid.hybrid import create_hybrid_system  # noqa: E402
-from openmm_hybrid.models import load_model  # noqa: E402
+use_shared_models()
+REPO = SOURCE_TREE
+DEFAULT_EMLE = str(emle_model_path())
 
 EXAMPLE = REPO / "examples" / "t4-lysozyme"
 

@@ -23,29 +23,24 @@ the CPU platform's at the same positions.
 import argparse
 import gzip
 import json
-import os
 import statistics
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-_shared = REPO.parent / "shared" / "models" / "torchani"
-if not os.environ.get("TORCHANI_DATA_DIR") and _shared.is_dir():
-    os.environ["TORCHANI_DATA_DIR"] = str(_shared)
+import openmm_hybrid  # noqa: F401  (imports torch before openmmtorch)
+import numpy as np
+import openmm
+import torch
+from openmm import unit
 
-import openmm_hybrid  # noqa: E402,F401  (imports torch before openmmtorch)
-import openmm  # noqa: E402
-import torch  # noqa: E402
-from openmm import unit  # noqa: E402
+from openmm_hybrid import forces as ml_force
+from openmm_hybrid._util import set_quiet
+from openmm_hybrid.forces.serialization import load_system
+from openmm_hybrid.testing import SOURCE_TREE, use_shared_models
 
-import numpy as np  # noqa: E402
-
-from openmm_hybrid import ml_force  # noqa: E402
-from openmm_hybrid._util import set_quiet  # noqa: E402
-from openmm_hybrid.serialization import load_system  # noqa: E402
+use_shared_models()
+REPO = SOURCE_TREE
 
 EXAMPLE = REPO / "examples" / "t4-lysozyme"
 
@@ -83,7 +78,7 @@ def energy_and_forces(system, built, platform):
 
 def build(args):
     """MM System, ML/MM System, positions, box and ML atoms of the chosen test system."""
-    from openmm_hybrid.builder import build_system
+    from openmm_hybrid.mm import build_system
     from openmm_hybrid.hybrid import create_hybrid_system
     if args.system == "complex":
         built = build_system(protein=str(EXAMPLE / "receptor.pdb"), ligand=str(EXAMPLE / "p-xylene.sdf"),

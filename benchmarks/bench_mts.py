@@ -47,20 +47,20 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Optional
 
 import torch  # noqa: F401  (before openmm's TorchForce plugin)
 import numpy as np
 import openmm
 from openmm import unit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from openmm_hybrid import ml_force  # noqa: E402
-from openmm_hybrid.serialization import load_system  # noqa: E402
+from openmm_hybrid import forces as ml_force  # noqa: E402
+from openmm_hybrid.analysis.energy_conservation import measure_drift, tighten_pme  # noqa: E402
+from openmm_hybrid.errors import SimulationError  # noqa: E402
+from openmm_hybrid.testing import EvaluationCounter  # noqa: E402
+from openmm_hybrid.forces.serialization import load_system  # noqa: E402
 from openmm_hybrid.hybrid import create_hybrid_system  # noqa: E402
-from openmm_hybrid.integrators import create_mts_langevin_integrator, create_mts_verlet_integrator  # noqa: E402
-from openmm_hybrid.simulate import degrees_of_freedom  # noqa: E402
+from openmm_hybrid.dynamics.integrators import create_mts_langevin_integrator, create_mts_verlet_integrator  # noqa: E402
+from openmm_hybrid.dynamics.simulation import degrees_of_freedom  # noqa: E402
 
 IBUPROFEN = "CC(C)Cc1ccc(cc1)C(C)C(=O)O"
 KB = unit.MOLAR_GAS_CONSTANT_R.value_in_unit(unit.kilojoule_per_mole / unit.kelvin)
@@ -118,26 +118,6 @@ def ks_statistic(a, b):
     cdf_a = np.searchsorted(np.sort(a), grid, side="right") / len(a)
     cdf_b = np.searchsorted(np.sort(b), grid, side="right") / len(b)
     return float(np.max(np.abs(cdf_a - cdf_b)))
-
-
-class EvaluationCounter(torch.nn.Module):
-    """Zero-force energy term whose energy is the number of times it has been evaluated."""
-
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("calls", torch.zeros((), dtype=torch.float64))
-
-    def forward(self, positions: torch.Tensor, boxvectors: Optional[torch.Tensor] = None,
-                scale: Optional[torch.Tensor] = None) -> torch.Tensor:
-        self.calls.add_(1.0)
-        return self.calls.clone() + 0.0 * positions.sum()
-
-
-def tighten_pme(system, tolerance=1e-5):
-    for force in system.getForces():
-        if isinstance(force, openmm.NonbondedForce):
-            force.setEwaldErrorTolerance(tolerance)
-    return system
 
 
 def make_context(system, integrator, platform, state=None, box=None, positions=None):
@@ -233,44 +213,26 @@ def nve(args, built, mts_nve, state):
     inner = args.nve_inner_fs
     settings = [("velocity Verlet", dt, 1) for dt in [inner] + [d for d in args.single_fs if d > inner]] + \
         [("RESPA", outer, int(round(outer / inner))) for outer in args.nve_outer_fs if outer > inner]
-    n_dof = degrees_of_freedom(mts_nve.system)
     results = []
     for name, outer, substeps in settings:
         integrator = create_mts_verlet_integrator(outer, substeps, mts_nve.force_groups, system=mts_nve.system,
                                                   constraint_tolerance=1e-8)
-        context = make_context(mts_nve.system, integrator, args.platform, state)
-        # 10 fs before the first sample: the Langevin state's half-step velocities and looser
-        # constraints make the total energy drop once (tests/test_nve.py::measure_drift)
-        integrator.step(max(1, int(round(10 / outer))))
         steps = int(round(args.nve_ps * 1000 / outer))
-        report = max(1, steps // 200)
-        times, energies = [], []
+        entry = {"integrator": name, "outer_fs": outer, "substeps": substeps, "inner_fs": outer / substeps,
+                 "ps": args.nve_ps}
         try:
-            for i in range(steps // report + 1):
-                s = context.getState(getEnergy=True)
-                times.append(i * report * outer * 1e-6)  # ns
-                energies.append((s.getPotentialEnergy() + s.getKineticEnergy()).value_in_unit(unit.kilojoule_per_mole))
-                if not np.isfinite(energies[-1]):
-                    raise openmm.OpenMMException("energy is NaN")
-                if i < steps // report:
-                    integrator.step(report)
-        except openmm.OpenMMException as exc:
-            failed_ps = times[-1] * 1000 if times else 0.0
-            results.append({"integrator": name, "outer_fs": outer, "substeps": substeps, "inner_fs": outer / substeps,
-                            "ps": args.nve_ps, "unstable": f"NaN after {failed_ps:.3f} ps ({str(exc)[:40]})",
-                            "n_dof": n_dof})
-            log(f"NVE {name} outer {outer:g} fs x {substeps}: blew up after {failed_ps:.3f} ps")
-            del context
-            continue
-        times, energies = np.array(times), np.array(energies)
-        fit = np.polyfit(times, energies, 1)
-        drift = fit[0] / n_dof / (KB * 300)
-        rms = float(np.std(energies - np.polyval(fit, times)))
-        results.append({"integrator": name, "outer_fs": outer, "substeps": substeps, "inner_fs": outer / substeps,
-                        "ps": args.nve_ps, "drift_kT_per_ns_per_dof": float(drift), "fluctuation_kjmol": rms,
-                        "n_dof": n_dof})
-        log(f"NVE {name} outer {outer:g} fs x {substeps}: drift {drift:+.4f} kT/ns/dof, rms {rms:.3f} kJ/mol")
-        del context
+            # 10 fs before the first sample (see measure_drift)
+            result = measure_drift(mts_nve.system, state, integrator, steps, max(1, steps // 200), 300.0,
+                                   platform=args.platform, settle=max(1, int(round(10 / outer))))
+        except (openmm.OpenMMException, SimulationError) as exc:
+            entry.update({"unstable": str(exc)[:80], "n_dof": degrees_of_freedom(mts_nve.system)})
+            log(f"NVE {name} outer {outer:g} fs x {substeps}: blew up ({str(exc)[:60]})")
+        else:
+            entry.update({"drift_kT_per_ns_per_dof": result.drift, "fluctuation_kjmol": result.fluctuation,
+                          "n_dof": result.n_dof})
+            log(f"NVE {name} outer {outer:g} fs x {substeps}: drift {result.drift:+.4f} kT/ns/dof, "
+                f"rms {result.fluctuation:.3f} kJ/mol")
+        results.append(entry)
     return results
 
 
@@ -451,8 +413,8 @@ def main(argv=None):
                                 "cpu_count": os.cpu_count(), "load_average_start": os.getloadavg()}}
         results["speed"] = speed(args, plain, mts, state)
         return finish(args, results, t_start, c_start)
-    from openmm_hybrid.builder import build_system  # the builder's dependencies (RDKit) only here
-    from openmm_hybrid.ligand import load_ligand
+    from openmm_hybrid.mm import build_system  # the builder's dependencies (RDKit) only here
+    from openmm_hybrid.mm.ligand import load_ligand
     ligand_mol = load_ligand(args.smiles)
     built = build_system(ligand=ligand_mol, solvent="explicit", padding=args.padding * unit.nanometer,
                          hydrogen_mass=args.hmr or None)

@@ -16,27 +16,22 @@ median CPU time of the process, in ms; ratio = TorchModuleForce / TorchForce (me
 """
 import argparse
 import copy
-import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))
-_shared = REPO.parent / "shared" / "models" / "torchani"
-if not os.environ.get("TORCHANI_DATA_DIR") and _shared.is_dir():
-    os.environ["TORCHANI_DATA_DIR"] = str(_shared)
+import openmm_hybrid  # noqa: F401  (imports torch first and loads the plugin)
+import openmm
+import torch
+from openmm import unit
 
-import openmm_hybrid  # noqa: E402,F401  (imports torch first and loads the plugin)
-import openmm  # noqa: E402
-import torch  # noqa: E402
-from openmm import unit  # noqa: E402
+from openmm_hybrid._util import set_quiet
+from openmm_hybrid.forces import is_ml_force, to_torch_forces
+from openmm_hybrid.hybrid import create_hybrid_system
+from openmm_hybrid.mm import build_system
+from openmm_hybrid.testing import SOURCE_TREE, use_shared_models
 
-from openmm_hybrid._util import set_quiet  # noqa: E402
-from openmm_hybrid.builder import build_system  # noqa: E402
-from openmm_hybrid.hybrid import create_hybrid_system  # noqa: E402
-from openmm_hybrid.ml_force import is_ml_force, to_torch_forces  # noqa: E402
+use_shared_models()
+REPO = SOURCE_TREE
 
 EXAMPLE = REPO / "examples" / "t4-lysozyme"
 

@@ -1,23 +1,29 @@
 """openmm-hybrid: ML/MM embedding for OpenMM.
 
-Public API (imported lazily, so ``import openmm_hybrid`` is cheap and safe to do
-from openmm-ml's entry-point loading):
+The package follows the data flow, one sub-package per step: :mod:`.mm` (topology -> MM System),
+:mod:`.models` (ML models), :mod:`.forces` (the compiled plugin's force for TorchScript terms),
+:mod:`.embeddings` and :mod:`.hybrid` (MM System -> ML/MM System), :mod:`.dynamics` (integrators,
+simulation), :mod:`.analysis`, :mod:`.freeenergy`; on top, :mod:`.forcefield` (the drop-in OpenMM
+ForceField route), :mod:`.integrations` (openmm-ml) and :mod:`.cli`.
 
-- :func:`build_system` / :class:`BuiltSystem` — protein + ligand -> solvated MM System
-- :func:`load_ligand` / :class:`Ligand`, :class:`LigandTemplateGenerator`
-- :class:`HybridForceField`, :func:`forcefield_path` — ML/MM from ``ForceField.createSystem``
-  (importing the package also registers the ``<MLMMEmbedding>`` force-field XML tag)
-- :func:`load_model` / :class:`MLModel` — ANI-2x or a TorchScript file
-- :class:`EMLEModel` — EMLE electrostatic-embedding model (static + induced energies)
-- :func:`create_hybrid_system` / :class:`HybridSystem` — MM System -> ML/MM System
-- :func:`energy_decomposition` — energies by component
-- :func:`run_simulation` — minimise + Langevin MD with logging
-- :func:`create_mts_langevin_integrator`, :func:`create_mts_verlet_integrator` — multiple-time-step
-  (RESPA) integrators for ``create_hybrid_system(..., mts_ready=True)`` Systems
+The names a user starts from are exported here: :func:`build_system`, :func:`load_ligand`,
+:func:`load_model`, :func:`create_hybrid_system`, :class:`HybridForceField`, :func:`run_simulation`,
+:func:`energy_decomposition` (and a few more, see ``__all__``).
+
+Importing the package imports torch, openmm and openmm-ml, loads the compiled plugin (so that
+``openmm.XmlSerializer`` reads Systems holding its force; a missing build is reported when a force
+is created), registers the ``<MLMMEmbedding>`` force-field tag with ``openmm.app.ForceField`` and
+the directory of the shipped force-field files, and loads openmm-torch's kernels if OpenMM could
+not load them at its own import.
 """
-import importlib
+import re
+import sys
 
-import torch  # noqa: F401  (first: it loads libtorch and the CUDA runtime libraries the plugin's kernels link to)
+# openmm-ml loads its entry points, openmm-hybrid's among them, when it is first imported; doing
+# that before any of openmm-hybrid's modules means none of them is half-initialised then.
+import openmmml  # noqa: F401,I001
+import openmm
+import torch  # noqa: F401  (before the plugin: it loads libtorch and the CUDA runtime libraries the kernels link to)
 
 
 def _load_torch_kernels() -> None:
@@ -26,11 +32,9 @@ def _load_torch_kernels() -> None:
     ``import openmm`` loads every plugin library at once; openmm-torch's link to libraries that
     ``import torch`` loads (libtorch, libnvrtc), so in a script that imports openmm before
     torch (any ordinary OpenMM script) they fail, and a Context with a TorchForce (which
-    openmm-hybrid uses on GPU platforms, see ``ml_force.for_platform``) then has no kernels
-    ("does not support all required kernels").  Retrying after torch is loaded works.
+    openmm-hybrid uses on GPU platforms, see :func:`openmm_hybrid.forces.for_platform`) then has
+    no kernels ("does not support all required kernels").  Retrying after torch is loaded works.
     """
-    import re
-    import openmm
     for failure in openmm.Platform.getPluginLoadFailures():
         match = re.match(r"Error loading library (\S*OpenMMTorch\S*\.(?:so|dylib|dll)):", failure)
         if match:
@@ -42,42 +46,32 @@ def _load_torch_kernels() -> None:
 
 _load_torch_kernels()
 
-from . import plugin as _plugin  # noqa: E402
+from .forces import plugin as _plugin  # noqa: E402
 
-# The compiled plugin (TorchModuleForce, its kernels and XML proxy): loaded now so that
-# openmm.XmlSerializer can read system.xml files holding the force.  A missing build is
-# reported when a force is created (openmm_hybrid.plugin.require), not here.
 _plugin.load()
 
-from . import forcefield as _forcefield  # noqa: E402,F401  (registers the <MLMMEmbedding> force-field tag)
+from . import forces  # noqa: E402
+from .analysis.energy import energy_decomposition  # noqa: E402
+from .dynamics.integrators import create_mts_langevin_integrator, create_mts_verlet_integrator  # noqa: E402
+from .dynamics.simulation import run_simulation  # noqa: E402
+from .embeddings.region import check_region  # noqa: E402
+from .forcefield import HybridForceField, forcefield_path  # noqa: E402  (registers the <MLMMEmbedding> tag)
+from .hybrid import HybridSystem, create_hybrid_system  # noqa: E402
+from .integrations.openmmml import register_with_openmmml  # noqa: E402
+from .mm import BuiltSystem, Ligand, LigandTemplateGenerator, build_system, load_build, load_ligand  # noqa: E402
+from .mm.selection import select_region  # noqa: E402
+from .models import EMLEModel, MLModel, load_model, register_model  # noqa: E402
+from .forces import serialization  # noqa: E402
 
 __version__ = "0.1.0"
 
-_EXPORTS = {
-    "build_system": "builder", "BuiltSystem": "builder", "load_build": "builder",
-    "load_ligand": "ligand", "Ligand": "ligand",
-    "LigandTemplateGenerator": "template_generator",
-    "HybridForceField": "forcefield", "forcefield_path": "forcefield",
-    "load_model": "models", "MLModel": "models", "register_model": "models",
-    "EMLEModel": "models.emle",
-    "register_with_openmmml": "openmmml_plugin",
-    "create_hybrid_system": "hybrid", "HybridSystem": "hybrid",
-    "select_region": "region", "check_region": "region",
-    "energy_decomposition": "energy",
-    "run_simulation": "simulate",
-    "create_mts_langevin_integrator": "integrators", "create_mts_verlet_integrator": "integrators",
-}
+# Module paths of the documented API before the package had sub-packages.
+plugin, ml_force = forces.plugin, forces
+for _old, _new in (("plugin", plugin), ("ml_force", ml_force), ("serialization", serialization)):
+    sys.modules[f"{__name__}.{_old}"] = _new
 
-
-def __getattr__(name):
-    if name in _EXPORTS:
-        module = importlib.import_module(f".{_EXPORTS[name]}", __name__)
-        return getattr(module, name)
-    raise AttributeError(f"module 'openmm_hybrid' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + list(_EXPORTS))
-
-
-__all__ = sorted(_EXPORTS)
+__all__ = ["build_system", "BuiltSystem", "load_build", "load_ligand", "Ligand", "LigandTemplateGenerator",
+           "HybridForceField", "forcefield_path", "load_model", "MLModel", "register_model", "EMLEModel",
+           "register_with_openmmml", "create_hybrid_system", "HybridSystem", "select_region", "check_region",
+           "energy_decomposition", "run_simulation", "create_mts_langevin_integrator",
+           "create_mts_verlet_integrator", "serialization"]

@@ -1,8 +1,12 @@
-"""Small shared helpers: cache location and progress messages."""
+"""Small shared helpers: cache location, progress messages, units at the API boundary, entry points."""
 import os
 import sys
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Iterator, Tuple
+
+from openmm import unit
 
 
 def cache_dir(*parts: str) -> Path:
@@ -33,3 +37,15 @@ def progress(message: str) -> None:
     """Print a progress message on stderr (stdout is kept for machine-readable output)."""
     if not _QUIET:
         print(f"[openmm-hybrid {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def as_quantity(value, default_unit):
+    """``value`` as an ``openmm.unit`` Quantity: plain numbers are taken in ``default_unit``."""
+    return value if unit.is_quantity(value) else value * default_unit
+
+
+def entry_point_targets(group: str, known) -> Iterator[Tuple[str, object]]:
+    """``(name, loaded object)`` of the entry points in ``group`` whose name is not in ``known``."""
+    for ep in entry_points(group=group):
+        if ep.name not in known:
+            yield ep.name, ep.load()

@@ -1,6 +1,6 @@
 """Build openmm-hybrid's compiled OpenMM plugin.
 
-Produces, in the output directory (``openmm_hybrid/_lib`` for an in-place or editable build):
+Produces, in the output directory (``openmm_hybrid/forces/_lib`` for an in-place or editable build):
 
 ``libOpenMMHybrid.so``
     ``openmmapi/`` + ``serialization/``: the ``TorchModuleForce`` class, its ForceImpl,
@@ -39,7 +39,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-DEFAULT_OUT = REPO / "openmm_hybrid" / "_lib"
+DEFAULT_OUT = REPO / "openmm_hybrid" / "forces" / "_lib"
 
 API_SOURCES = ["openmmapi/src/TorchModuleForce.cpp", "openmmapi/src/TorchModuleForceImpl.cpp",
                "serialization/src/TorchModuleForceProxy.cpp", "serialization/src/SerializationProxyRegistration.cpp"]

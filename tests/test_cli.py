@@ -5,8 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from conftest import compute, requires_ani
-from openmm_hybrid.builder import load_build
+from helpers import requires_ani
+from openmm_hybrid.testing import compute
+from openmm_hybrid.mm import load_build
 from openmm_hybrid.cli import main
 
 
@@ -78,6 +79,7 @@ def test_run_refuses_nan_with_step(pipeline, capsys):
 
 
 @requires_ani
+@pytest.mark.slow
 def test_bundled_example_runs(tmp_path, capsys):
     """`openmm-hybrid run` with no --input: T4 lysozyme L99A + p-xylene in water, built, embedded, run."""
     assert main(["--quiet", "run", "--steps", "10", "--report-interval", "5", "--minimize-iterations", "10",

@@ -16,9 +16,9 @@ import pytest
 import torch
 from openmm import unit
 
-from conftest import compute
-from openmm_hybrid import plugin
-from openmm_hybrid.ml_force import create_module_force, for_platform
+from openmm_hybrid.testing import compute
+from openmm_hybrid.forces import plugin
+from openmm_hybrid.forces import create_module_force, for_platform
 
 
 def _cuda_kernel_reason() -> Optional[str]:

@@ -19,7 +19,9 @@ import pytest
 import torch
 from openmm import unit
 
-from conftest import emle_model_path, requires_ani, requires_emle
+from helpers import requires_ani, requires_emle
+from openmm_hybrid.analysis.energy_conservation import nve_drift, tighten_pme
+from openmm_hybrid.testing import emle_model_path
 from openmm_hybrid.errors import HybridError, ModelError
 from openmm_hybrid.hybrid import create_hybrid_system
 
@@ -44,7 +46,7 @@ def one_torch_thread():
 @pytest.fixture(scope="module")
 def nma_water():
     import random
-    from openmm_hybrid.builder import build_system
+    from openmm_hybrid.mm import build_system
     # Modeller.addSolvent replaces randomly chosen waters by the Na+/Cl- pair: the same box every run
     random.seed(2024)
     return build_system(ligand="CC(=O)NC", solvent="explicit", padding=PADDING)
@@ -168,7 +170,7 @@ def test_correction_matches_reference(nma_water, el_system, emle64):
     assert len(q) > 150 and abs(static) > 1.0 and abs(induced) > 1.0 and abs(e_corr) > 0.1
     # EMLE's and the reference's Coulomb constants differ by 1e-8 relative (CODATA 2014 vs OpenMM)
     assert e_corr == pytest.approx(static + induced - coulomb, abs=2e-5)
-    from openmm_hybrid.energy import energy_decomposition
+    from openmm_hybrid.analysis.energy import energy_decomposition
     parts = energy_decomposition(hybrid.system, built.positions, built.topology.getPeriodicBoxVectors(),
                                  platform="Reference")
     assert parts["emle"] == pytest.approx(e_corr, abs=1e-8)
@@ -194,7 +196,7 @@ def test_mm_variant_equals_mechanical(nma_water, ani_double, el_system):
     assert e_mm == pytest.approx(e_mech, abs=1e-6)
     assert np.abs(f_mm - f_mech).max() < 1e-6
     # not trivially: the replaced Coulomb energy is there, and electrostatic embedding differs
-    from openmm_hybrid.energy import energy_decomposition
+    from openmm_hybrid.analysis.energy import energy_decomposition
     parts = energy_decomposition(mm_variant.system, built.positions, box, platform="Reference")
     assert abs(parts["emle_static"]) > 1.0
     assert parts["emle_static"] == pytest.approx(parts["emle_mm_coulomb"], rel=1e-7)
@@ -385,7 +387,7 @@ def test_openmm_ml_registration(nma_water, ani_double, el_system, monkeypatch):
     import torchani
     from openmmml import MLPotential
     from openmm_hybrid.models.ani import load_torchani_ani2x
-    from openmm_hybrid.openmmml_plugin import register_with_openmmml
+    from openmm_hybrid.integrations.openmmml import register_with_openmmml
     register_with_openmmml()  # entry points are not installed in a source checkout
     built = nma_water
     ligand = list(el_system.ml_atoms)
@@ -412,7 +414,7 @@ def test_openmm_ml_registration(nma_water, ani_double, el_system, monkeypatch):
     # the entry point declared in setup.py resolves to a working factory
     from importlib.metadata import EntryPoint
     factory = EntryPoint(name="electrostatic", group="openmmml.embeddings",
-                         value="openmm_hybrid.openmmml_plugin:ElectrostaticEmbeddingFactory").load()()
+                         value="openmm_hybrid.integrations.openmmml:HybridEmbeddingFactory").load()()
     assert hasattr(factory.createEmbedding("electrostatic"), "createMixedSystem")
 
 
@@ -444,7 +446,7 @@ def charged_toy(tmp_path_factory):
 def test_charged_ligand(charged_toy, ani_double, emle64):
     """Acetate (net charge -1): the QEq constraint uses it, with a model that supports charge;
     ANI-2x (neutral only) is refused."""
-    from openmm_hybrid.builder import build_system
+    from openmm_hybrid.mm import build_system
     built = build_system(ligand="CC(=O)[O-]", solvent="explicit", padding=PADDING)
     hybrid = electrostatic(built, charged_toy, emle64, precision="double")
     assert hybrid.region_info["net_charge"] == -1
@@ -499,7 +501,7 @@ def test_cli_embed_energy_and_round_trip(nma_water, charged_toy, tmp_path, capsy
     emle_static/emle_induced reported, components sum to the total, system.xml round trip.
     (The ML model is the toy TorchScript file: the EMLE plumbing is what is tested here.)"""
     from openmm_hybrid.cli import main
-    from openmm_hybrid.serialization import load_system
+    from openmm_hybrid.forces.serialization import load_system
     nma_water.save(tmp_path / "build")
     assert main(["--quiet", "embed", "--input", str(tmp_path / "build"), "--embedding", "electrostatic",
                  "--out", str(tmp_path / "bad")]) == 2
@@ -529,19 +531,20 @@ def test_cli_embed_energy_and_round_trip(nma_water, charged_toy, tmp_path, capsy
         ["EMLEEmbedding", "MLPotential"]
 
 
+@pytest.mark.slow
 def test_nve_energy_conservation(nma_water, ani_single):
     """Velocity Verlet, 0.5 fs, 1 ps, ANI-2x in single precision + EMLE in double (the default),
     waters crossing the switching zone: drift reported and bounded like mechanical embedding's
     (tests/test_nve.py)."""
-    from test_nve import DRIFT_BOUND_KT, nve_drift, tighten_pme
+    from test_nve import DRIFT_BOUND_KT
     built = nma_water
     hybrid = electrostatic(built, ani_single, str(emle_model_path()))
     assert hybrid.embedding_settings["emle_precision"] == "double"
     # one thread, deterministic forces, seeded box: the same trajectory every run on a given CPU,
     # so that a failure can be reproduced
-    drift, rms, n_dof = nve_drift(tighten_pme(hybrid.system), built.positions,
-                                  built.topology.getPeriodicBoxVectors(), steps=2000,
-                                  properties={"Threads": "1", "DeterministicForces": "true"})
+    result = nve_drift(tighten_pme(hybrid.system), built.positions, built.topology.getPeriodicBoxVectors(),
+                       steps=2000, properties={"Threads": "1", "DeterministicForces": "true"})
+    drift, rms, n_dof = result.drift, result.fluctuation, result.n_dof
     print(f"\nelectrostatic ML/MM NVE (velocity Verlet, 0.5 fs, 1 ps, {n_dof} dof): drift {drift:+.5f} "
           f"kT/ns/dof, fluctuation {rms:.3f} kJ/mol")
     assert abs(drift) < DRIFT_BOUND_KT
@@ -555,9 +558,9 @@ def test_plain_forcefield_xml_route(nma_water, ani_double, emle64):
     forces, groups and energy."""
     from io import StringIO
     from openmm import app
-    from conftest import compute
-    from openmm_hybrid.ml_force import EMLE_FORCE_NAME
-    from openmm_hybrid.template_generator import LigandTemplateGenerator
+    from openmm_hybrid.testing import compute
+    from openmm_hybrid.forces import EMLE_FORCE_NAME
+    from openmm_hybrid.mm.templates import LigandTemplateGenerator
     topology = nma_water.topology
     kwargs = dict(nonbondedMethod=app.PME, nonbondedCutoff=0.9 * unit.nanometer, rigidWater=True)
     element = (f'<MLMMEmbedding model="ani2x" residues="LIG" embedding="electrostatic" precision="double" '

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import emle_model_path, emle_test_data, requires_emle
+from helpers import requires_emle
+from openmm_hybrid.testing import emle_model_path, emle_test_data
 from openmm_hybrid.errors import InputFileError, ModelError
 
 pytestmark = requires_emle

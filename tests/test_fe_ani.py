@@ -10,7 +10,8 @@ import math
 
 import pytest
 
-from conftest import emle_model_path, requires_ani, requires_emle
+from helpers import requires_ani, requires_emle
+from openmm_hybrid.testing import emle_model_path
 from openmm_hybrid.errors import FreeEnergyError
 from openmm_hybrid.freeenergy import run_endstate, run_hydration
 from openmm_hybrid.freeenergy.settings import (EndstateSettings, HydrationSettings, MBARSettings, NEQSettings,
@@ -32,7 +33,7 @@ def one_torch_thread():
 
 @pytest.fixture(scope="module")
 def methanol_systems(ani_single):
-    from openmm_hybrid.builder import build_system
+    from openmm_hybrid.mm import build_system
     from openmm_hybrid.hybrid import create_hybrid_system
     systems = {}
     for solvent, options in (("vacuum", {}), ("explicit", {"padding": 0.6, "nonbonded_cutoff": 0.6})):
@@ -55,6 +56,7 @@ def correction_settings(method):
         min_overlap=0.03)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("solvent", ["vacuum", "explicit"])
 def test_neq_and_mbar_agree_on_methanol_correction(methanol_systems, solvent, tmp_path):
     built, hybrid = methanol_systems[solvent]
@@ -73,6 +75,7 @@ def test_neq_and_mbar_agree_on_methanol_correction(methanol_systems, solvent, tm
     assert results["neq"]["input"]["model"] == "ani2x"
 
 
+@pytest.mark.slow
 def test_hydration_workflow_end_to_end(tmp_path, capsys):
     from openmm_hybrid.cli import main
     settings = load_settings(HydrationSettings, None, [
@@ -127,7 +130,7 @@ def test_electrostatic_embedding_energies_are_linear_in_lambda(ani_single):
     energies at every lambda from dE/dlambda) is taken and equals explicit evaluation."""
     import numpy as np
     from openmm import unit
-    from openmm_hybrid.builder import build_system
+    from openmm_hybrid.mm import build_system
     from openmm_hybrid.freeenergy.sampler import ChainState, StateSampler
     from openmm_hybrid.hybrid import create_hybrid_system
     built = build_system(ligand="CO", solvent="explicit", padding=0.9, nonbonded_cutoff=0.6, box_shape="cube")

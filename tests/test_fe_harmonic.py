@@ -26,7 +26,7 @@ from openmm_hybrid.freeenergy import run_endstate
 from openmm_hybrid.freeenergy.checkpoint import SegmentBudget
 from openmm_hybrid.freeenergy.sampler import ChainState, StateSampler, thermal_energy
 from openmm_hybrid.freeenergy.settings import (EndstateSettings, MBARSettings, NEQSettings, SimulationSettings)
-from openmm_hybrid.ml_force import ML_FORCE_NAME, create_module_force
+from openmm_hybrid.forces import ML_FORCE_NAME, create_module_force
 
 N, K0, K1, MASS, T = 4, 400.0, 900.0, 12.0, 300.0
 EXACT_KT = 1.5 * N * math.log(K1 / K0)
@@ -209,7 +209,7 @@ def test_windows_without_overlap_are_reported(tmp_path):
 
 def _save_as_embed_dir(system, directory, with_lambda=True):
     """Write ``system`` as an ``embed`` output folder (system.xml, topology.pdb, state.xml, embed.json)."""
-    from openmm_hybrid.builder import BuiltSystem
+    from openmm_hybrid.mm import BuiltSystem
     topology = app.Topology()
     residue = topology.addResidue("LIG", topology.addChain())
     for i in range(N):

@@ -20,20 +20,20 @@ import pytest
 import torch
 from openmm import unit
 
-from conftest import EXAMPLES, REPO, compute, requires_ani
+from helpers import EXAMPLES, REPO, requires_ambertools, requires_ani
+from openmm_hybrid.testing import compute
 from openmm_hybrid import HybridForceField, LigandTemplateGenerator, forcefield_path, load_ligand
-from openmm_hybrid import ligand_parameters
-from openmm_hybrid.builder import load_build
+from openmm_hybrid.mm.parameters import gaff2
+from openmm_hybrid.mm import load_build
 from openmm_hybrid.cli import main
-from openmm_hybrid.embeddings import EMBEDDINGS, create_mechanical_system
+from openmm_hybrid.embeddings import MechanicalEmbedding, available_embeddings, base as embedding_registry
 from openmm_hybrid.errors import HybridError, LigandError, ModelError, ParameterizationError, RegionError
-from openmm_hybrid.ml_force import is_ml_force
+from openmm_hybrid.forces import is_ml_force
 
 T4 = EXAMPLES / "t4-lysozyme"
 PXYLENE = str(T4 / "p-xylene.sdf")
 
-pytestmark = pytest.mark.skipif(not ligand_parameters.ambertools_available(),
-                                reason="AmberTools (antechamber, sqm, parmchk2, tleap) not found")
+pytestmark = requires_ambertools
 
 
 def force_table(system):
@@ -174,13 +174,13 @@ def test_several_ligands_each_parametrised_once_and_cached(tmp_path, monkeypatch
     HBonds, rigid water and hydrogen mass repartitioning, through Modeller.addHydrogens/addSolvent."""
     monkeypatch.setenv("OPENMM_HYBRID_CACHE", str(tmp_path / "empty-cache"))
     runs: List[str] = []
-    from_scratch = ligand_parameters._gaff2_from_scratch
+    from_scratch = gaff2._gaff2_from_scratch
 
     def counting(ligand, *args, **kwargs):  # every real antechamber/sqm run passes here
         runs.append(ligand.canonical_smiles)
         return from_scratch(ligand, *args, **kwargs)
 
-    monkeypatch.setattr(ligand_parameters, "_gaff2_from_scratch", counting)
+    monkeypatch.setattr(gaff2, "_gaff2_from_scratch", counting)
     specs = [(PXYLENE, "XYL"), ("Oc1ccccc1", "PHN"), ("CC(=O)[O-]", "ACT")]
     xylene, phenol, acetate = [load_ligand(spec, resname=name) for spec, name in specs]
     modeller = _spread_ligands([(xylene, (0, 0, 0)), (xylene, (0.9, 0, 0)), (phenol, (0, 0.9, 0)),
@@ -308,7 +308,7 @@ def test_error_hydrogens_do_not_match():
 
 
 def test_error_unknown_embedding_lists_known():
-    known = ", ".join(sorted(EMBEDDINGS))
+    known = ", ".join(available_embeddings())
     with pytest.raises(HybridError, match=rf"unknown embedding 'quantum'; available: {known}"):
         HybridForceField("amber14-all.xml", ligands=[PXYLENE], embedding="quantum")
     with pytest.raises(HybridError, match=rf"unknown embedding 'quantum'; available: {known}"):
@@ -357,11 +357,18 @@ def test_xml_attributes_reach_model_and_embedding(tmp_path, monkeypatch):
     torch.jit.save(torch.jit.script(HarmonicChain()), str(model_path))
     received = {}
 
-    def probe(topology, system, atoms, model, force_group, interpolate, total_charge=0.0, **options):
-        received.update(options)
-        return create_mechanical_system(topology, system, atoms, model, force_group, interpolate, total_charge)
+    class Probe(MechanicalEmbedding):
+        name = "probe"
 
-    monkeypatch.setitem(EMBEDDINGS, "probe", probe)
+        def settings(self, **options):
+            return {}
+
+        def create_system(self, topology, system, atoms, model, force_group, interpolate, total_charge=0.0,
+                          **options):
+            received.update(options)
+            return self.mechanical_system(topology, system, atoms, model, force_group, interpolate, total_charge)
+
+    monkeypatch.setitem(embedding_registry._EMBEDDINGS, "probe", Probe())
     xml = (f'<ForceField><MLMMEmbedding model="{model_path}" residues="LIG" embedding="probe" precision="double" '
            f'forceGroup="3" interpolate="true" emleModel="/models/emle.mat" cutoff="1.2" mmCharges="false" '
            f'order="2"/></ForceField>')

@@ -6,11 +6,12 @@ import pytest
 import torch
 from openmm import unit
 
-from conftest import compute, requires_ani
+from helpers import requires_ani
+from openmm_hybrid.testing import compute
 from openmm_hybrid.errors import HybridError, ModelError, RegionError
 from openmm_hybrid.hybrid import create_hybrid_system
-from openmm_hybrid.region import check_region
-from openmm_hybrid.serialization import load_system, save_system
+from openmm_hybrid.embeddings.region import check_region
+from openmm_hybrid.forces.serialization import load_system, save_system
 
 pytestmark = requires_ani
 
@@ -73,8 +74,8 @@ def test_finite_difference_forces_solvated(pxylene_water):
 def test_ml_term_replaces_mm_internal_terms(complex_vacuum):
     """ML/MM = MM - (MM energy of the region alone) + ML: nothing inside the region is counted
     twice or lost, and the region-protein interactions stay MM (exact without periodicity)."""
-    from conftest import EXAMPLES
-    from openmm_hybrid.builder import build_system
+    from helpers import EXAMPLES
+    from openmm_hybrid.mm import build_system
     built = complex_vacuum
     hybrid = create_hybrid_system(built.topology, built.system, "resname LIG", precision="double")
     ligand = hybrid.ml_atoms
@@ -155,7 +156,7 @@ def test_refuses_region_cutting_bonds(pxylene_water):
 
 
 def test_refuses_charged_region_for_neutral_model():
-    from openmm_hybrid.builder import build_system
+    from openmm_hybrid.mm import build_system
     acetate = build_system(ligand="CC(=O)[O-]", solvent="vacuum")
     assert acetate.info["ligand"]["net_charge"] == -1
     with pytest.raises(ModelError, match=r"net charge -1 e, but model 'ani2x' is for neutral molecules"):
@@ -205,7 +206,7 @@ def test_lambda_interpolate_non_periodic(complex_vacuum):
 
 
 def test_interpolation_refuses_constraints_inside_region():
-    from openmm_hybrid.builder import build_system
+    from openmm_hybrid.mm import build_system
     built = build_system(ligand="CCO", solvent="vacuum", constrain_ligand=True)
     with pytest.raises(HybridError, match=r"constrains 6 bond\(s\) inside the ML region"):
         create_hybrid_system(built.topology, built.system, "resname LIG", interpolate=True)

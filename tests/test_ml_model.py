@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import requires_ani
+from helpers import requires_ani
 from openmm_hybrid.errors import InputFileError, ModelError
-from openmm_hybrid.ml_force import create_region_module
+from openmm_hybrid.forces import create_region_module
 from openmm_hybrid.models import load_model
 
 HARTREE = 2625.4996387552483  # kJ/mol per hartree: torchani.units.hartree2kjoulemol (checked below)

@@ -14,12 +14,13 @@ import pytest
 import torch
 from openmm import unit
 
-from conftest import REPO, compute, requires_ani
-from openmm_hybrid import plugin
+from helpers import REPO, requires_ani
+from openmm_hybrid.testing import compute
+from openmm_hybrid.forces import plugin
 from openmm_hybrid.errors import HybridError, PluginError
-from openmm_hybrid.ml_force import (MODULE_FORCE_NAMES, create_module_force, for_platform, is_ml_force,
+from openmm_hybrid.forces import (MODULE_FORCE_NAMES, create_module_force, for_platform, is_ml_force,
                                     to_torch_forces)
-from openmm_hybrid.serialization import load_system
+from openmm_hybrid.forces.serialization import load_system
 
 PLATFORMS = ["Reference", "CPU"]
 KJ_NM = unit.kilojoule_per_mole / unit.nanometer
@@ -431,13 +432,21 @@ def test_module_bytes_file_and_module_agree(tmp_path):
     assert float(reloaded(torch.tensor(xyz))) == pytest.approx(float(module(torch.tensor(xyz))), rel=1e-14)
 
 
+# The float32 ANI-2x module sums its atomic network energies (~10^3 kJ/mol in all for p-xylene; the
+# self energies are added in float64) in an order that depends on torch's thread count, which differs
+# between TorchModuleForce (the CPU platform's threads minus one), TorchForce (torch's setting) and
+# a fresh process: a few float32 ulps (2^-24 relative) of ~10^3 kJ/mol, ~1e-4 kJ/mol (2e-5 seen).
+FLOAT32_NETWORK_ENERGY_TOL = 1e-3  # kJ/mol
+FLOAT32_FORCE_RTOL = 1e-5  # of the largest force component
+
+
 @requires_ani
 def test_ani_region_matches_torch_force_and_reloads_in_fresh_process(ani_single, tmp_path):
-    """The real ANI-2x region force (p-xylene, float32 model): identical to TorchForce with the
-    same module on Reference and CPU, and a fresh Python process reads the saved system.xml
-    with nothing but `import openmm_hybrid` and openmm.XmlSerializer."""
-    from openmm_hybrid.builder import build_system
-    from conftest import EXAMPLES
+    """The real ANI-2x region force (p-xylene, float32 model): equal to TorchForce with the same
+    module on Reference and CPU within float32 round-off, and a fresh Python process reads the
+    saved system.xml with nothing but `import openmm_hybrid` and openmm.XmlSerializer."""
+    from openmm_hybrid.mm import build_system
+    from helpers import EXAMPLES
     from openmm_hybrid.hybrid import create_hybrid_system
     built = build_system(ligand=str(EXAMPLES / "t4-lysozyme" / "p-xylene.sdf"), solvent="vacuum")
     hybrid = create_hybrid_system(built.topology, built.system, "resname LIG", model=ani_single)
@@ -445,8 +454,8 @@ def test_ani_region_matches_torch_force_and_reloads_in_fresh_process(ani_single,
     for platform in PLATFORMS:
         e0, f0 = compute(hybrid.system, built.positions, platform)
         e1, f1 = compute(converted, built.positions, platform)
-        assert e0 == pytest.approx(e1, rel=1e-12, abs=1e-9)
-        assert np.abs(f0 - f1).max() <= 1e-9 * np.abs(f1).max()
+        assert e0 == pytest.approx(e1, abs=FLOAT32_NETWORK_ENERGY_TOL)
+        assert np.abs(f0 - f1).max() <= FLOAT32_FORCE_RTOL * np.abs(f1).max()
     path = tmp_path / "system.xml"
     path.write_text(openmm.XmlSerializer.serialize(hybrid.system))
     np.save(tmp_path / "xyz.npy", built.positions.value_in_unit(unit.nanometer))
@@ -462,21 +471,21 @@ def test_ani_region_matches_torch_force_and_reloads_in_fresh_process(ani_single,
                          text=True, cwd=REPO, env={**__import__("os").environ, "PYTHONPATH": str(REPO)})
     assert out.returncode == 0, out.stderr
     e0, f0 = compute(hybrid.system, built.positions, "CPU")
-    assert float(out.stdout.strip().splitlines()[-1]) == e0
-    assert np.array_equal(np.load(tmp_path / "forces.npy"), f0)
+    assert float(out.stdout.strip().splitlines()[-1]) == pytest.approx(e0, abs=FLOAT32_NETWORK_ENERGY_TOL)
+    assert np.abs(np.load(tmp_path / "forces.npy") - f0).max() <= FLOAT32_FORCE_RTOL * np.abs(f0).max()
 
 
 @requires_ani
 def test_openmm_ml_custom_cv_interpolation_matches_ours(pxylene_water, ani_double):
     """openmm-ml's own interpolate=True route (its CustomCVForce holding our force, through the
-    registered hybrid-ani2x potential) gives openmm_hybrid.interpolation's energies at lambda
+    registered hybrid-ani2x potential) gives openmm_hybrid.embeddings.interpolation's energies at lambda
     0, 0.5 and 1; only ours also reports dE/dlambda."""
-    from openmm_hybrid.embeddings.mechanical import hybrid_potential
+    from openmmml import MLPotential
     from openmm_hybrid.hybrid import create_hybrid_system
     built = pxylene_water
     box = built.topology.getPeriodicBoxVectors()
     ours = create_hybrid_system(built.topology, built.system, "resname LIG", model=ani_double, interpolate=True)
-    theirs = hybrid_potential(ani_double).createMixedSystem(built.topology, built.system, ours.ml_atoms,
+    theirs = MLPotential("hybrid-ani2x", model=ani_double).createMixedSystem(built.topology, built.system, ours.ml_atoms,
                                                            interpolate=True, embedding="mechanical")
     assert any(isinstance(f, openmm.CustomCVForce) and is_ml_force(f) for f in theirs.getForces())
     for lam in (0.0, 0.5, 1.0):

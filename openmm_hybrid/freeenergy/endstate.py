@@ -25,7 +25,8 @@ from openmm import unit
 
 from .._util import progress
 from ..errors import FreeEnergyError, InsufficientOverlapError
-from ..interpolation import INTERPOLATION_PARAMETER
+from ..embeddings.interpolation import INTERPOLATION_PARAMETER
+from ..mm.system_files import load_build
 from . import plots
 from .checkpoint import Checkpoint, SegmentBudget, segment_seed
 from .estimators import jsonable, mbar_analysis, neq_analysis
@@ -215,7 +216,6 @@ def run_endstate(system: openmm.System, positions, out_dir, settings: Optional[E
 def run_endstate_directory(input_dir, out_dir, settings: Optional[EndstateSettings] = None,
                            budget: Optional[SegmentBudget] = None, label: str = "end-state correction") -> dict:
     """:func:`run_endstate` on a folder written by ``openmm-hybrid embed --interpolate``."""
-    from ..builder import load_build
     built = load_build(input_dir)
     check_interpolating_system(built.system, f"the system in '{input_dir}'")
     box = built.state.getPeriodicBoxVectors() if built.system.usesPeriodicBoundaryConditions() else None

@@ -25,6 +25,11 @@ from typing import Optional
 
 from .._util import progress
 from ..errors import FreeEnergyError, InsufficientOverlapError
+from ..hybrid import create_hybrid_system
+from ..mm.builder import build_system
+from ..mm.ligand import load_ligand
+from ..mm.system_files import load_build
+from ..models import load_model
 from . import plots
 from .checkpoint import Checkpoint, SegmentBudget, derived_seed
 from .endstate import (RESULTS, SETTINGS, input_fingerprint, positions_nm, box_nm, prepare_settings, run_endstate,
@@ -67,7 +72,6 @@ def create_alchemical_system(system, atoms, softcore_alpha: float = 0.5):
 def _build(settings: HydrationSettings, ligand, phase: str, directory: Path):
     """Build (once) and read back the ligand in water or in vacuum; reading back makes an
     interrupted and an uninterrupted run start from identical coordinates."""
-    from ..builder import build_system, load_build
     if not (directory / "build.json").is_file():
         b = settings.build
         kwargs = dict(ligand=ligand, solvent="explicit" if phase == "solvent" else "vacuum", ligand_ff=b.ligand_ff,
@@ -152,7 +156,6 @@ def run_hydration(ligand, out_dir, settings: Optional[HydrationSettings] = None,
         The contents of ``results.json``: ``estimate`` = ``{"mm": ..., "ml_mm": ...}``
         (dG_hyd in kT, kcal/mol, kJ/mol with uncertainties), legs and corrections.
     """
-    from ..ligand import load_ligand
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = prepare_settings(settings, out, HydrationSettings)
@@ -172,8 +175,6 @@ def run_hydration(ligand, out_dir, settings: Optional[HydrationSettings] = None,
     hybrids = {}
     if settings.ml is not None:
         # embed first: an unsupported element or model fails here, before hours of MM sampling
-        from ..hybrid import create_hybrid_system
-        from ..models import load_model
         options = {} if settings.ml.model_index is None else {"model_index": settings.ml.model_index}
         model = load_model(settings.ml.model, precision=settings.ml.precision, **options)  # once for both phases
         for phase in PHASES:

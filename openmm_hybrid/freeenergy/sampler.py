@@ -31,6 +31,7 @@ import openmm
 from openmm import unit
 
 from ..errors import FreeEnergyError, SimulationError
+from ..forces import for_platform, plugin
 from .settings import SimulationSettings
 
 KJ_PER_KCAL = 4.184
@@ -89,7 +90,6 @@ BAROSTATS = (openmm.MonteCarloBarostat, openmm.MonteCarloAnisotropicBarostat, op
 def force_global_parameters(force) -> set:
     """Names of the global parameters a force reads (TorchModuleForce and TorchForce included,
     also when read back from a System as a plain ``openmm.Force``)."""
-    from .. import plugin
     if plugin.is_torch_module_force(force):
         force = plugin.as_torch_module_force(force)
     elif _openmm_torch_force(force) is not None:
@@ -238,7 +238,6 @@ class StateSampler:
                                                           simulation.friction_per_ps / unit.picosecond,
                                                           simulation.timestep_fs * unit.femtosecond)
         self.platform, self.properties = select_platform(simulation.platform, simulation.deterministic)
-        from ..ml_force import for_platform
         # GPU platforms run TorchModuleForces as openmm-torch TorchForces (same module, groups,
         # parameters); the Context keeps reading this System (reinitialize), so it is kept
         self.context_system = for_platform(self.system, self.platform)

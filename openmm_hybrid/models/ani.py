@@ -29,7 +29,7 @@ import torch
 
 from ..errors import ModelError
 from .aev import ANGULAR_CUTOFF, ANI2X_SYMBOLS, RADIAL_CUTOFF, ANIAEV, ani2x_species_slots
-from .base import MLModel, check_precision
+from .base import MLModel, ModelFamily, check_precision, refuse_options
 
 ANI2X_ELEMENTS = [1, 6, 7, 8, 9, 16, 17]
 NEUROCHEM_INFO = os.path.join("Neurochem", "ani-2x_8x.info")
@@ -296,3 +296,13 @@ def load_ani2x(precision: str = "single", model_index: Optional[int] = None) -> 
 
 def torchani_version() -> str:
     return getattr(_torchani(), "__version__", "unknown")
+
+
+class ANI2xFamily(ModelFamily):
+    """ANI-2x (torchani weights, openmm-hybrid's evaluation); option ``model_index`` (0-7)."""
+
+    names = ("ani2x",)
+
+    def load(self, spec: str, precision: str = "single", **options) -> MLModel:
+        refuse_options("ANI-2x", options, accepted=("model_index",))
+        return load_ani2x(precision=precision, **options)

@@ -25,7 +25,7 @@ uses to refuse unusable regions before any simulation starts:
     whether a non-zero ``total_charge`` is meaningful (absent: ``False``).
 """
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import torch
 
@@ -89,3 +89,55 @@ def check_precision(precision: str) -> str:
     if precision not in ("single", "double"):
         raise ModelError(f"precision must be 'single' or 'double', not {precision!r}")
     return precision
+
+
+class ModelFamily:
+    """A family of ML models: the names and files it answers to, and how it loads them.
+
+    One subclass per family (ANI-2x, TorchScript files, ...), registered once with
+    :func:`openmm_hybrid.models.register_model_family` (or the ``openmm_hybrid.models`` entry
+    point group, whose value is the subclass).  :func:`openmm_hybrid.models.load_model` gives a
+    name to the family listing it in :attr:`names`, and an existing file (or a path ending in
+    one of :attr:`file_suffixes`) to the family claiming that suffix.
+
+    Attributes
+    ----------
+    names : tuple of str
+        Registry names (``"ani2x"``); matched exactly.
+    file_suffixes : tuple of str
+        File name endings this family loads (``".pt"``), lower case.
+    """
+
+    names: Tuple[str, ...] = ()
+    file_suffixes: Tuple[str, ...] = ()
+
+    def load(self, spec: str, precision: str = "single", **options) -> MLModel:
+        """Load model ``spec`` (one of :attr:`names`, or a file path).
+
+        Parameters
+        ----------
+        spec : str
+            A registry name or the path of a model file.
+        precision : {"single", "double"}
+            float32 or float64 evaluation.
+        options :
+            Family-specific options (e.g. ``model_index`` for ANI-2x); an unknown option is
+            refused with :class:`~openmm_hybrid.errors.ModelError`.
+
+        Returns
+        -------
+        MLModel
+        """
+        raise NotImplementedError
+
+    def claims_file(self, path: str) -> bool:
+        """Whether ``path`` is a file of this family (by its suffix)."""
+        return any(str(path).lower().endswith(suffix) for suffix in self.file_suffixes)
+
+
+def refuse_options(family: str, options: dict, accepted=()) -> None:
+    """Refuse options a family does not use, naming them and the accepted ones."""
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        known = ", ".join(accepted) if accepted else "none"
+        raise ModelError(f"option(s) {', '.join(unknown)} are not used by {family} models (accepted: {known})")

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from ..errors import InputFileError, ModelError
-from .base import MLModel, check_precision
+from .base import MLModel, ModelFamily, check_precision, refuse_options
 
 
 def load_torchscript_model(path, precision: str = "single") -> MLModel:
@@ -57,3 +57,16 @@ def _check_contract(module, path, dtype, supported):
                          f" of shape {getattr(energy, 'shape', None)}")
     if not energy.requires_grad:
         raise ModelError(f"model '{path}' returns an energy that does not depend differentiably on positions")
+
+
+class TorchScriptFileFamily(ModelFamily):
+    """A user's TorchScript file following the model contract (no options)."""
+
+    names = ("torchscript",)
+    file_suffixes = (".pt", ".pth", ".ts")
+
+    def load(self, spec: str, precision: str = "single", **options) -> MLModel:
+        refuse_options("TorchScript file", options)
+        if spec == "torchscript":
+            raise ModelError("give the TorchScript model as the path of its file (model='model.pt')")
+        return load_torchscript_model(spec, precision=precision)

@@ -1,0 +1,79 @@
+"""``openmm-hybrid embed``: MM System folder -> ML/MM System folder."""
+from pathlib import Path
+
+from .._util import progress
+from ..errors import HybridError
+from ..hybrid import create_hybrid_system
+from ..mm.system_files import BuiltSystem, load_build
+
+
+def embed_directory(input_dir, out_dir, region="resname LIG", model="ani2x", embedding="mechanical",
+                    precision="single", ml_force_group=1, interpolate=False, model_index=None,
+                    embedding_options=None, mts_ready=False):
+    """Read a ``build`` directory, create the ML/MM System and write it to ``out_dir``.
+
+    Writes ``system.xml``, ``topology.pdb``, ``state.xml`` and ``embed.json`` (``ml_atoms``,
+    ``model``, ``embedding``, ``embedding_settings``, ``force_groups``, ...).
+    ``embedding_options`` go to :func:`~openmm_hybrid.hybrid.create_hybrid_system` (EMLE settings).
+    """
+    built = load_build(input_dir)
+    if "ml_atoms" in built.info:
+        raise HybridError(f"'{input_dir}' already holds an ML/MM system; embed a 'build' directory")
+    progress(f"embedding region {region!r} with {model} ({embedding}, {precision} precision)")
+    options = {} if model_index is None else {"model_index": model_index}
+    hybrid = create_hybrid_system(built.topology, built.system, region, model=model, embedding=embedding,
+                                  precision=precision, ml_force_group=ml_force_group,
+                                  interpolate=interpolate, positions=built.positions, model_options=options,
+                                  mts_ready=mts_ready, **(embedding_options or {}))
+    info = dict(built.info)
+    info.update(hybrid.metadata())
+    info["source"] = str(Path(input_dir).resolve())
+    out = BuiltSystem(built.topology, hybrid.system, built.positions, info, built.state).save(
+        out_dir, info_name="embed.json")
+    progress(f"wrote {out}/system.xml, topology.pdb, state.xml, embed.json "
+             f"({len(hybrid.ml_atoms)} ML atoms, ML force group {hybrid.force_groups['ml']}"
+             + (f"; MTS-ready: fast groups {hybrid.force_groups['fast']}, slow group {hybrid.force_groups['slow']}"
+                if mts_ready else "") + ")")
+    return hybrid
+
+
+def cmd_embed(args):
+    emle = {"emle_model": args.emle_model, "emle_alpha_mode": args.emle_alpha_mode,
+            "emle_method": args.emle_method, "embedding_cutoff": args.embedding_cutoff,
+            "emle_precision": args.emle_precision}
+    given = {key: value for key, value in emle.items() if value is not None}
+    if args.embedding != "electrostatic" and given:
+        flags = ", ".join("--" + key.replace("_", "-") for key in given)
+        raise HybridError(f"{flags}: only used with --embedding electrostatic")
+    embed_directory(args.input, args.out, region=args.region, model=args.model, embedding=args.embedding,
+                    precision=args.precision, ml_force_group=args.ml_force_group,
+                    interpolate=args.interpolate, model_index=args.model_index, embedding_options=given,
+                    mts_ready=args.mts_ready)
+
+
+def add_parser(subparsers) -> None:
+    """Add ``embed`` to the main parser's subcommands."""
+    p = subparsers.add_parser("embed", help="MM system -> ML/MM system")
+    p.add_argument("--input", required=True, help="directory written by 'build'")
+    p.add_argument("--region", default="resname LIG", help="MDTraj selection of the ML region")
+    p.add_argument("--model", default="ani2x", help="ani2x or a TorchScript file")
+    p.add_argument("--model-index", type=int, default=None, help="ANI-2x: one network (0-7) instead of the ensemble")
+    p.add_argument("--embedding", default="mechanical", help="mechanical (default) or electrostatic (EMLE)")
+    p.add_argument("--emle-model", default=None, help="electrostatic: EMLE parameter file (.mat, emle-models)")
+    p.add_argument("--emle-alpha-mode", choices=["species", "reference"], default=None,
+                   help="electrostatic: EMLE polarisability mode (default species)")
+    p.add_argument("--emle-method", choices=["electrostatic", "nonpol", "mm"], default=None,
+                   help="electrostatic: static + induced (default), static only, or MM charges")
+    p.add_argument("--embedding-cutoff", type=float, default=None,
+                   help="electrostatic: embedding cutoff in nm (default 1.0; switched over its last 0.2 nm)")
+    p.add_argument("--emle-precision", choices=["single", "double"], default=None,
+                   help="electrostatic: EMLE precision (default double, whatever --precision says)")
+    p.add_argument("--precision", choices=["single", "double"], default="single")
+    p.add_argument("--ml-force-group", type=int, default=1)
+    p.add_argument("--interpolate", action="store_true", help="add lambda_interpolate (0 = MM, 1 = ML/MM)")
+    p.add_argument("--mts-ready", action="store_true",
+                   help="prepare for multiple-time-step runs ('run --mts N'): MM force groups (fast) carry the full "
+                        "MM Hamiltonian incl. the region's own MM terms; --ml-force-group becomes the slow group "
+                        "(ML minus the region's internal MM energy); the total energy is unchanged")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_embed)

@@ -1,0 +1,9 @@
+"""MM System -> hybrid (ML/MM) System.
+
+- :mod:`.system`: :func:`create_hybrid_system` and :class:`HybridSystem`, the package's central step;
+- :mod:`.mts`: the fast/slow force-group split for multiple-time-step integration.
+"""
+from .mts import check_mts_groups, make_mts_ready, mts_force_groups
+from .system import HybridSystem, create_hybrid_system
+
+__all__ = ["HybridSystem", "create_hybrid_system", "check_mts_groups", "make_mts_ready", "mts_force_groups"]

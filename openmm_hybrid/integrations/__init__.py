@@ -1,0 +1,1 @@
+"""Adapters to other packages' extension points (:mod:`.openmmml`: openmm-ml)."""

@@ -1,0 +1,105 @@
+"""The registry of ML model families, and :func:`load_model`.
+
+Built in: ANI-2x (``"ani2x"``) and TorchScript files (``*.pt``, ``*.pth``, ``*.ts``; see
+:mod:`openmm_hybrid.models.base` for the contract).  Other families register a
+:class:`~openmm_hybrid.models.base.ModelFamily` subclass with :func:`register_model_family`,
+or through the ``openmm_hybrid.models`` entry point group (value: the subclass).
+"""
+import os
+from typing import Callable, Dict, List
+
+from .._util import entry_point_targets
+from ..errors import ModelError
+from .ani import ANI2xFamily
+from .base import MLModel, ModelFamily
+from .torchscript_file import TorchScriptFileFamily
+
+ENTRY_POINT_GROUP = "openmm_hybrid.models"
+
+_FAMILIES: List[ModelFamily] = []
+_BY_NAME: Dict[str, ModelFamily] = {}
+_ENTRY_POINTS_LOADED = False
+
+
+def register_model_family(family) -> ModelFamily:
+    """Register a :class:`ModelFamily` (an instance or the class) under its names; later
+    registrations of a name replace earlier ones.  Returns the registered instance."""
+    if isinstance(family, type):
+        family = family()
+    if not isinstance(family, ModelFamily):
+        raise TypeError(f"{family!r} is not a ModelFamily")
+    _FAMILIES.append(family)
+    for name in family.names:
+        _BY_NAME[name] = family
+    return family
+
+
+class _LoaderFamily(ModelFamily):
+    """A family of one name made from a loader function ``loader(precision=..., **options)``."""
+
+    def __init__(self, name: str, loader: Callable[..., MLModel]):
+        self.names = (name,)
+        self._loader = loader
+
+    def load(self, spec: str, precision: str = "single", **options) -> MLModel:
+        return self._loader(precision=precision, **options)
+
+
+def register_model(name: str, loader: Callable[..., MLModel]) -> None:
+    """Register a model loader ``loader(precision="single", **options) -> MLModel`` under ``name``."""
+    register_model_family(_LoaderFamily(name, loader))
+
+
+def _load_entry_points() -> None:
+    global _ENTRY_POINTS_LOADED
+    if _ENTRY_POINTS_LOADED:
+        return
+    _ENTRY_POINTS_LOADED = True
+    for name, target in entry_point_targets(ENTRY_POINT_GROUP, _BY_NAME):
+        if isinstance(target, type) and issubclass(target, ModelFamily):
+            register_model_family(target)
+        else:  # a loader function
+            register_model(name, target)
+
+
+def available_models() -> List[str]:
+    """Names of the registered models (files of the registered families are accepted too)."""
+    _load_entry_points()
+    return sorted(_BY_NAME)
+
+
+def load_model(model, precision: str = "single", **options) -> MLModel:
+    """Return an :class:`MLModel` for a registry name, a model file or an MLModel.
+
+    Parameters
+    ----------
+    model : str, path or MLModel
+        A registered name (``"ani2x"``) or the path of a model file of a registered family
+        (a TorchScript ``.pt`` file).  An :class:`MLModel` is returned as it is.
+    precision : {"single", "double"}
+        float32 or float64 evaluation.
+    options :
+        Model-specific options, e.g. ``model_index`` for ANI-2x.
+
+    Raises
+    ------
+    ModelError
+        Unknown name or file type, or an option the family does not use.
+    """
+    if isinstance(model, MLModel):
+        return model
+    _load_entry_points()
+    name = os.fspath(model) if isinstance(model, os.PathLike) else str(model)
+    if name in _BY_NAME:
+        return _BY_NAME[name].load(name, precision=precision, **options)
+    for family in reversed(_FAMILIES):
+        if family.claims_file(name):
+            return family.load(name, precision=precision, **options)
+    if os.path.exists(name):  # a file without a known suffix: TorchScript, checked when loaded
+        return _BY_NAME["torchscript"].load(name, precision=precision, **options)
+    raise ModelError(f"unknown model {name!r}: use one of {', '.join(available_models())} "
+                     f"or the path of a model file")
+
+
+register_model_family(ANI2xFamily)
+register_model_family(TorchScriptFileFamily)
