@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "openmm_hybrid"
 
 # Layers along the data flow, lowest first: a module may import its own layer and the ones below.
 LAYERS = [
-    {"errors", "_util"},
+    {"errors", "_util", "_files"},
     {"models"},
     {"forces"},
     {"mm"},
@@ -111,7 +111,7 @@ def test_the_checks_can_fail():
 
 
 @pytest.mark.parametrize("first", ["openmmml", "openmm_hybrid", "openmm_hybrid.integrations.openmmml",
-                                   "openmm_hybrid.embeddings.mechanical", "openmm_hybrid.cli"])
+                                   "openmm_hybrid.embeddings.mechanical"])
 def test_any_import_order_works(first):
     """openmm-ml loads openmm-hybrid's entry points at its own first import; whichever module a
     script imports first, everything ends up importable and registered."""

@@ -304,6 +304,7 @@ def _stretched_water(built, ml_atoms, xyz, stretch):
     return out, oxygen, hydrogen
 
 
+@pytest.mark.slow
 def test_stretched_residue_is_evaluated_not_refused(nma_water, el_system, emle64):
     """A residue inside the cutoff stretched beyond the minimum-image margin (a water whose O-H is
     0.6 nm, as a minimiser's trial step with relaxed constraints can make; an unseeded CI run was

@@ -203,6 +203,6 @@ class MMForceField(app.ForceField):
                     if self.ligand_generator is not None else "none"
                 raise ParameterizationError(
                     f"a residue has no template: it is not in the force-field files and matches none of the "
-                    f"ligands given (ligands: {known}); add its molecule (SDF/MOL2 file, SMILES or RDKit "
+                    f"ligands given to {type(self).__name__} (ligands: {known}); add its molecule (SDF/MOL2 file, SMILES or RDKit "
                     f"molecule, with the hydrogens of the structure) to ligands=[...].\nOpenMM: {exc}") from exc
             raise

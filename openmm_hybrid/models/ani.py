@@ -20,6 +20,8 @@ Weights are loaded the normal torchani way (``torchani.models.ANI2x()``, which u
 torchani's legacy NeuroChem files when ``$TORCHANI_DATA_DIR/Neurochem/ani-2x_8x.info``
 exists and no state dict has been downloaded.
 """
+import copy
+import functools
 import os
 import warnings
 from pathlib import Path
@@ -57,6 +59,9 @@ def neurochem_info_file() -> Optional[Path]:
 def load_torchani_ani2x(model_index: Optional[int] = None):
     """Load torchani's ANI-2x model (eager, float32, no gradients on weights).
 
+    The weights are read once per process and data directory (reading the NeuroChem files takes
+    seconds); every call returns its own copy, so callers may change it.
+
     Parameters
     ----------
     model_index : int, optional
@@ -67,14 +72,20 @@ def load_torchani_ani2x(model_index: Optional[int] = None):
     torchani.arch.ANI
         With ``periodic_table_index=True`` (species given as atomic numbers).
     """
-    torchani = _torchani()
     if model_index is not None and not 0 <= int(model_index) < 8:
         raise ModelError(f"ANI-2x model_index must be between 0 and 7, not {model_index}")
+    return copy.deepcopy(_read_torchani_ani2x(None if model_index is None else int(model_index),
+                                              str(torchani_data_dir())))
+
+
+@functools.lru_cache(maxsize=None)
+def _read_torchani_ani2x(model_index: Optional[int], data_dir: str):
+    torchani = _torchani()
     info = neurochem_info_file()
-    state_dict = torchani_data_dir() / "StateDicts" / "ani2x_state_dict.pt"
+    state_dict = Path(data_dir) / "StateDicts" / "ani2x_state_dict.pt"
     if info is not None and not state_dict.is_file():
-        from torchani.neurochem import load_model_from_info_file
-        model = load_model_from_info_file(str(info), model_index=model_index, periodic_table_index=True)
+        model = torchani.neurochem.load_model_from_info_file(str(info), model_index=model_index,
+                                                             periodic_table_index=True)
     else:
         try:
             model = torchani.models.ANI2x(model_index=model_index, periodic_table_index=True)
