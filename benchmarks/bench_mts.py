@@ -27,7 +27,7 @@ speed
 The inner step (default 0.5 fs, ligand X-H bonds flexible) is the single-step reference's step;
 MTS with 2, 4, 8 substeps then has outer steps of 1, 2, 4 fs.
 
-Example (the README's numbers)::
+Example (the numbers in benchmarks/results/bench_mts.md)::
 
     nice python benchmarks/bench_mts.py --out bench_mts.json
 

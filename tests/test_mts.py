@@ -360,7 +360,7 @@ def test_mts_refusals(ligand_vacuum):
 # hardware (measured: outer 1 fs x 2 -0.074, 2 fs x 4 -0.033, 4 fs x 4 with HMR +0.18 kT/ns/dof),
 # so the test checks the splitting, not the luck of the draw.  On other hardware (other SIMD
 # paths in OpenMM and MKL) the 4 fs trajectory differs and may still hit the resonance: a blow-up
-# there is reported as an expected failure naming that limit (README, *Multiple time steps*), while
+# there is reported as an expected failure naming that limit (docs/mts.md), while
 # a run that survives must meet the drift bound, and the 1 and 2 fs cases must always hold.
 REPRODUCIBLE_CPU = {"Threads": "1", "DeterministicForces": "true"}
 EDGE_OF_STABILITY = {"outer 4 fs x 4, HMR 3 amu"}
@@ -400,7 +400,7 @@ def test_nve_drift_verlet_respa(equilibrated_mts, case, record_property):
     except (openmm.OpenMMException, SimulationError) as exc:
         if case in EDGE_OF_STABILITY and ("NaN" in str(exc) or "blew up" in str(exc)):
             pytest.xfail(f"{case} blew up: the outer step is at the X-H resonance limit of multiple time "
-                         f"stepping (known, see README)")
+                         f"stepping (known, see docs/mts.md)")
         raise
     drift, rms, n_dof = result.drift, result.fluctuation, result.n_dof
     record_property("nve_drift_kT_per_ns_per_dof", drift)

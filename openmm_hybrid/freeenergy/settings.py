@@ -29,7 +29,7 @@ class SimulationSettings:
     temperature_K : float
         Temperature in kelvin.
     timestep_fs : float
-        Time step in femtoseconds.  The ML region's X-H bonds are flexible (see README,
+        Time step in femtoseconds.  The ML region's X-H bonds are flexible (see docs/design.md,
         *Constraints*): keep it at 0.5-1 fs, or about 2 fs with hydrogen mass repartitioning.
     friction_per_ps : float
         Langevin collision rate in 1/ps.
