@@ -136,6 +136,19 @@ def find_cmake() -> str:
                      f": pip install 'cmake>={minimum}' (or install it with your system's package manager)")
 
 
+def find_ninja():
+    """ninja on PATH or from the PyPI ``ninja`` package, or None (CMake then writes Makefiles)."""
+    found = shutil.which("ninja")
+    if found:
+        return found
+    try:
+        import ninja
+        candidate = Path(ninja.BIN_DIR) / "ninja"
+        return str(candidate) if candidate.exists() else None
+    except (ImportError, AttributeError):
+        return None
+
+
 def find_swig() -> str:
     """The swig executable: next to this Python (the PyPI ``swig`` package) or on PATH."""
     beside = Path(sys.executable).parent / "swig"
@@ -188,11 +201,17 @@ def build(out_dir=DEFAULT_OUT, build_dir=DEFAULT_BUILD, jobs=None, verbose=False
     cxx = os.environ.get("CXX", "c++")
     if shutil.which(cxx) is None:
         raise BuildError(f"no C++ compiler: {cxx!r} was not found (set CXX, or install g++)")
+    # Ninja where available (it starts compiling a library's sources before the libraries it
+    # links are finished); $CMAKE_GENERATOR chooses otherwise.
+    generator = []
+    ninja = None if os.environ.get("CMAKE_GENERATOR") else find_ninja()
+    if ninja:
+        generator = ["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"]
 
     # A build tree configured for another Python, OpenMM, torch or compiler is started afresh.
     stamp = {"python": sys.executable, "openmm": str(deps["openmm_lib"]), "openmm_version": deps["openmm_version"],
              "torch": str(deps["torch_dir"]), "torch_version": deps["torch_version"], "cxx": cxx,
-             "source": str(HERE), "generator": os.environ.get("CMAKE_GENERATOR", "")}
+             "source": str(HERE), "generator": os.environ.get("CMAKE_GENERATOR") or ninja or "default"}
     stamp_file = build_dir / "openmm-hybrid-build.json"
     if build_dir.exists() and (not stamp_file.exists() or json.loads(stamp_file.read_text()) != stamp):
         _log(f"removing {build_dir}: it was configured for another environment")
@@ -220,7 +239,7 @@ def build(out_dir=DEFAULT_OUT, build_dir=DEFAULT_BUILD, jobs=None, verbose=False
         "OPENMM_HYBRID_OPENMM_PLUGIN_LINK": openmm_plugin_link or "",
         "OPENMM_HYBRID_OPENMM_PLUGIN_COPY": openmm_plugin_copy or "",
     }
-    _run([cmake, "-S", HERE, "-B", build_dir, *(f"-D{k}={v}" for k, v in definitions.items())],
+    _run([cmake, "-S", HERE, "-B", build_dir, *generator, *(f"-D{k}={v}" for k, v in definitions.items())],
          verbose, capture=not verbose)
 
     parallel = ["--parallel", str(jobs or os.cpu_count() or 1)]
