@@ -262,7 +262,7 @@ def build(out_dir=DEFAULT_OUT, build_dir=DEFAULT_BUILD, jobs=None, verbose=False
              f"makes this an error): {str(exc).splitlines()[0]}")
     if cuda_status and cuda_status != "built":
         _log(f"CUDA kernel not built: {cuda_status}")
-    _run([cmake, "--install", build_dir], verbose, capture=not verbose)
+    _run([cmake, "--install", build_dir], verbose)
     if cuda_failed:
         (out_dir / CUDA_LIBRARY).unlink(missing_ok=True)
 
@@ -271,7 +271,12 @@ def build(out_dir=DEFAULT_OUT, build_dir=DEFAULT_BUILD, jobs=None, verbose=False
         outputs.append(Path(openmm_plugin_copy) / API_LIBRARY)
     _log(f"built {', '.join(p.name for p in outputs)} in {out_dir}")
     if openmm_plugin_link:
-        _log(f"{Path(openmm_plugin_link) / API_LIBRARY} links to {out_dir / API_LIBRARY}")
+        link = Path(openmm_plugin_link) / API_LIBRARY
+        if link.is_symlink() and link.exists() and os.path.samefile(link, out_dir / API_LIBRARY):
+            _log(f"{link} links to {out_dir / API_LIBRARY}: `import openmm` loads it")
+        else:
+            _log(f"warning: could not link {link} to {out_dir / API_LIBRARY} (see CMake's message above): "
+                 f"openmm_hybrid works, but a process that imports only openmm cannot read TorchModuleForce")
     return outputs
 
 
