@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -17,9 +18,10 @@ import pytest
 import torch
 from openmm import unit
 
-from conftest import REPO
 from openmm_hybrid import plugin
 from openmm_hybrid.ml_force import create_module_force
+
+REPO = Path(__file__).resolve().parent.parent
 
 BOX = [openmm.Vec3(2.0, 0, 0), openmm.Vec3(0.3, 1.9, 0), openmm.Vec3(-0.2, 0.4, 2.1)]
 

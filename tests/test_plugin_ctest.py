@@ -9,13 +9,15 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import openmm.version
 import pytest
 import torch
 
-from conftest import REPO
 from openmm_hybrid import plugin
+
+REPO = Path(__file__).resolve().parent.parent
 
 sys.path.insert(0, str(REPO / "plugin"))
 import build_plugin  # noqa: E402
