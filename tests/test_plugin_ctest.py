@@ -37,11 +37,14 @@ def test_cpp_tests_pass():
     cxx = os.environ.get("CXX", "c++")
     if shutil.which(cxx) is None:
         pytest.skip(f"the C++ tests need a C++ compiler: {cxx!r} was not found (set CXX)")
+    ninja = None if os.environ.get("CMAKE_GENERATOR") else build_plugin.find_ninja()
+    if not (ninja or os.environ.get("CMAKE_GENERATOR") or shutil.which("make")):
+        pytest.skip("the C++ tests need a build tool: neither ninja nor make was found")
     assert plugin.is_available(), plugin.load_error()
     build = REPO / "build" / "plugin-tests"
     library_dir = plugin.LIBRARY_DIR.resolve()
     stamp = {"python": sys.executable, "lib": str(library_dir), "openmm": openmm.version.openmm_library_path,
-             "torch": torch.__file__, "cxx": cxx}
+             "torch": torch.__file__, "cxx": cxx, "generator": os.environ.get("CMAKE_GENERATOR") or ninja or "default"}
     stamp_file = build / "openmm-hybrid-tests.json"
     if build.exists() and (not stamp_file.exists() or json.loads(stamp_file.read_text()) != stamp):
         shutil.rmtree(build)
@@ -49,7 +52,8 @@ def test_cpp_tests_pass():
     stamp_file.write_text(json.dumps(stamp))
     deps = build_plugin.locate_dependencies()
     steps = [
-        [cmake, "-S", REPO / "plugin" / "tests", "-B", build, f"-DOPENMM_HYBRID_LIB_DIR={library_dir}",
+        [cmake, "-S", REPO / "plugin" / "tests", "-B", build, *(["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"] if ninja else []),
+         f"-DOPENMM_HYBRID_LIB_DIR={library_dir}",
          f"-DPython3_EXECUTABLE={sys.executable}", f"-DOPENMM_HYBRID_OPENMM_LIBRARY_DIR={deps['openmm_lib']}",
          f"-DOPENMM_HYBRID_OPENMM_INCLUDE_DIR={deps['openmm_include']}",
          f"-DOPENMM_HYBRID_OPENMM_VERSION={deps['openmm_version']}", f"-DOPENMM_HYBRID_TORCH_DIR={deps['torch_dir']}",
