@@ -54,8 +54,9 @@ class BuildPlugin(build_ext):
                 out = build_plugin.package_dir(Path(self.build_lib))
                 relative = build_plugin.wheel_plugin_directory()
                 if relative is None:
-                    print("openmm-hybrid: OpenMM is not installed from its wheel; libOpenMMHybrid.so is not put into "
-                          "its plugin directory (plain `import openmm` will not read TorchModuleForce)", file=sys.stderr)
+                    print("openmm-hybrid: OpenMM is not installed from its wheel; libOpenMMHybrid.so is not put "
+                          "into its plugin directory (plain `import openmm` will not read TorchModuleForce)",
+                          file=sys.stderr)
                 options = {"build_dir": Path(self.build_temp) / "plugin",
                            "openmm_plugin_copy": relative and Path(self.build_lib).resolve() / relative}
             self._outputs = [str(p) for p in build_plugin.build(out, **options)]

@@ -29,9 +29,9 @@ serialization proxy, so Systems holding it can be read back with plain
 6. the SWIG bindings ``_lib/openmmhybrid.py``.
 
 The libraries are built by ``pip install -e .`` (setup.py's ``build_ext``, which runs CMake
-through ``plugin/build_plugin.py``) or by ``python plugin/build_plugin.py``.  If they are missing or fail to load, importing
-openmm_hybrid still works (building MM systems needs no plugin) and :func:`require`
-raises :class:`PluginError` with the reason when a force is created.
+through ``plugin/build_plugin.py``) or by ``python plugin/build_plugin.py``.  If they are
+missing or fail to load, importing openmm_hybrid still works (building MM systems needs no
+plugin) and :func:`require` raises :class:`PluginError` with the reason when a force is created.
 """
 import ctypes
 import filecmp

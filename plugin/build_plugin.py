@@ -296,7 +296,8 @@ def main(argv=None):
     parser.add_argument("--out", default=str(DEFAULT_OUT), help=f"install directory (default: {DEFAULT_OUT})")
     parser.add_argument("--build-dir", default=str(DEFAULT_BUILD), help=f"CMake build tree (default: {DEFAULT_BUILD})")
     parser.add_argument("--jobs", type=int, default=None, help="parallel compiler processes (default: all cores)")
-    parser.add_argument("--tests", action="store_true", help="also build the C++ tests (then: ctest --test-dir BUILD_DIR)")
+    parser.add_argument("--tests", action="store_true",
+                        help="also build the C++ tests (then: ctest --test-dir BUILD_DIR)")
     parser.add_argument("--openmm-plugin-dir", default=None,
                         help="where to link libOpenMMHybrid.so so that `import openmm` loads it (default: OpenMM's "
                              "plugin directory, see openmm_plugin_directory); 'none' for no link")

@@ -52,8 +52,8 @@ def test_cpp_tests_pass():
     stamp_file.write_text(json.dumps(stamp))
     deps = build_plugin.locate_dependencies()
     steps = [
-        [cmake, "-S", REPO / "plugin" / "tests", "-B", build, *(["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"] if ninja else []),
-         f"-DOPENMM_HYBRID_LIB_DIR={library_dir}",
+        [cmake, "-S", REPO / "plugin" / "tests", "-B", build,
+         *(["-G", "Ninja", f"-DCMAKE_MAKE_PROGRAM={ninja}"] if ninja else []), f"-DOPENMM_HYBRID_LIB_DIR={library_dir}",
          f"-DPython3_EXECUTABLE={sys.executable}", f"-DOPENMM_HYBRID_OPENMM_LIBRARY_DIR={deps['openmm_lib']}",
          f"-DOPENMM_HYBRID_OPENMM_INCLUDE_DIR={deps['openmm_include']}",
          f"-DOPENMM_HYBRID_OPENMM_VERSION={deps['openmm_version']}", f"-DOPENMM_HYBRID_TORCH_DIR={deps['torch_dir']}",
