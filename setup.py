@@ -27,22 +27,40 @@ INSTALL_REQUIRES = [
 ]
 
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "plugin"))
+import build_plugin  # noqa: E402  (plugin/build_plugin.py: the CMake driver)
+
+
 class BuildPlugin(build_ext):
-    """Builds the compiled OpenMM plugin (plugin/build_plugin.py) into openmm_hybrid/_lib.
+    """Builds the compiled OpenMM plugin (plugin/CMakeLists.txt, through plugin/build_plugin.py)
+    into the package's library directory (build_plugin.PYTHON_PACKAGE, openmm_hybrid/forces/_lib).
 
     It compiles against the torch and openmm importable in the build environment, so install
     them first and build without isolation (see README: install).  Editable and --inplace
-    builds write into the source tree, others into the build directory of the wheel.
+    builds write into the source tree (CMake build tree: build/plugin) and link the API library
+    into OpenMM's plugin directory; others write into the wheel's build directory, with a copy of
+    the API library at OpenMM's plugin directory relative to site-packages
+    (OpenMM.libs/lib/plugins), so that `import openmm` alone reads TorchModuleForce from XML.
     """
 
     def run(self):
-        sys.path.insert(0, str(Path(__file__).resolve().parent / "plugin"))
-        from build_plugin import BuildError, build
         in_place = self.inplace or getattr(self, "editable_mode", False)
-        out = Path("openmm_hybrid/forces/_lib") if in_place else Path(self.build_lib) / "openmm_hybrid" / "forces" / "_lib"
         try:
-            self._outputs = [str(p) for p in build(out, Path(self.build_temp) / "plugin")]
-        except BuildError as exc:
+            if in_place:
+                out = build_plugin.package_dir(Path(__file__).resolve().parent)
+                options = {"build_dir": build_plugin.DEFAULT_BUILD,
+                           "openmm_plugin_link": build_plugin.openmm_plugin_directory()}
+            else:
+                out = build_plugin.package_dir(Path(self.build_lib))
+                relative = build_plugin.wheel_plugin_directory()
+                if relative is None:
+                    print("openmm-hybrid: OpenMM is not installed from its wheel; libOpenMMHybrid.so is not put "
+                          "into its plugin directory (plain `import openmm` will not read TorchModuleForce)",
+                          file=sys.stderr)
+                options = {"build_dir": Path(self.build_temp) / "plugin",
+                           "openmm_plugin_copy": relative and Path(self.build_lib).resolve() / relative}
+            self._outputs = [str(p) for p in build_plugin.build(out, **options)]
+        except build_plugin.BuildError as exc:
             raise SystemExit(f"openmm-hybrid: building the compiled plugin failed: {exc}") from exc
 
     def get_outputs(self):
@@ -59,7 +77,7 @@ setup(
     py_modules=["openmm_hybrid_forcefield_dir"],
     package_data={"openmm_hybrid": ["data/*", "data/openmm-hybrid/*.xml"]},
     # one placeholder extension so that setuptools runs build_ext (BuildPlugin builds the plugin)
-    ext_modules=[Extension("openmm_hybrid.forces._lib._openmmhybrid", sources=[])],
+    ext_modules=[Extension(f"{build_plugin.PYTHON_PACKAGE}._openmmhybrid", sources=[])],
     cmdclass={"build_ext": BuildPlugin},
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,

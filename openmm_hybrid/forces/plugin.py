@@ -8,9 +8,15 @@ serialization proxy, so Systems holding it can be read back with plain
 ``import openmm_hybrid`` loads it (:func:`load`), in this order:
 
 1. ``torch``: libtorch and the CUDA runtime libraries that torch's wheel links against;
-2. ``openmm``: libOpenMM;
+2. ``openmm``: libOpenMM, and every library in OpenMM's plugin directory, which holds
+   ``libOpenMMHybrid.so`` too (a symbolic link to ``_lib/libOpenMMHybrid.so`` after an
+   editable install, a copy of it after a wheel install): so a process that imports only
+   openmm reads and writes TorchModuleForce in XML, and refuses to create a Context with one
+   with a message saying to ``import openmm_hybrid``;
 3. ``_lib/libOpenMMHybrid.so``: the force, its kernel interface and its XML proxy (the
-   proxy registers itself when the library loads);
+   proxy registers itself when the library loads).  If OpenMM has loaded it already, that
+   very file is used (one copy of the class per process); if OpenMM loaded a different build
+   of it, loading stops with :class:`PluginError` saying which files differ;
 4. ``_lib/libOpenMMHybridReference.so`` through ``openmm.Platform.loadPluginLibrary``: the
    libtorch kernel for the Reference and CPU platforms (other platforms get a kernel
    factory that refuses the force with a message naming
@@ -22,12 +28,14 @@ serialization proxy, so Systems holding it can be read back with plain
    says why;
 6. the SWIG bindings ``_lib/openmmhybrid.py``.
 
-The libraries are built by ``pip install -e .`` (setup.py's ``build_ext``) or by
-``python plugin/build_plugin.py``.  If they are missing or fail to load, importing
-openmm_hybrid still works (building MM systems needs no plugin) and :func:`require`
-raises :class:`PluginError` with the reason when a force is created.
+The libraries are built by ``pip install -e .`` (setup.py's ``build_ext``, which runs CMake
+through ``plugin/build_plugin.py``) or by ``python plugin/build_plugin.py``.  If they are
+missing or fail to load, importing openmm_hybrid still works (building MM systems needs no
+plugin) and :func:`require` raises :class:`PluginError` with the reason when a force is created.
 """
 import ctypes
+import filecmp
+import os
 from pathlib import Path
 
 import torch  # noqa: F401  (step 1 above)
@@ -60,7 +68,7 @@ def load():
             if not library.is_file():
                 raise PluginError(f"openmm-hybrid's compiled plugin is not built ({library} is missing): "
                                   f"{_BUILD_HINT}")
-        ctypes.CDLL(str(API_LIBRARY), mode=ctypes.RTLD_GLOBAL)
+        _load_api_library()
         try:
             openmm.Platform.loadPluginLibrary(str(REFERENCE_LIBRARY))
         except Exception as exc:
@@ -82,6 +90,58 @@ def load():
         return None
     _state["bindings"] = openmmhybrid
     return openmmhybrid
+
+
+class _DlInfo(ctypes.Structure):
+    _fields_ = [("dli_fname", ctypes.c_char_p), ("dli_fbase", ctypes.c_void_p),
+                ("dli_sname", ctypes.c_char_p), ("dli_saddr", ctypes.c_void_p)]
+
+
+def loaded_api_library():
+    """The path of the libOpenMMHybrid.so loaded in this process (by OpenMM from its plugin
+    directory, or by :func:`load`), or None if none is loaded."""
+    try:
+        library = ctypes.CDLL(API_LIBRARY.name, mode=os.RTLD_NOLOAD)  # by soname: only if loaded
+    except OSError:
+        return None
+    info = _DlInfo()
+    address = ctypes.cast(library.registerOpenMMHybridSerializationProxies, ctypes.c_void_p)
+    for libdl in (None, "libdl.so.2"):  # dladdr is in libc from glibc 2.34 on
+        try:
+            dladdr = ctypes.CDLL(libdl).dladdr
+        except (OSError, AttributeError):
+            continue
+        if dladdr(address, ctypes.byref(info)) and info.dli_fname:
+            return Path(os.fsdecode(info.dli_fname))
+    raise PluginError("cannot tell which libOpenMMHybrid.so is loaded (dladdr is not available)")
+
+
+def _load_api_library():
+    """Load _lib/libOpenMMHybrid.so, or use the one OpenMM loaded from its plugin directory if
+    it is the same file or an identical copy; a different build is refused (two copies of the
+    class and its XML proxy in one process would not work together)."""
+    loaded = loaded_api_library()
+    if loaded is None:
+        library = ctypes.CDLL(str(API_LIBRARY), mode=ctypes.RTLD_GLOBAL)
+    else:
+        if not (loaded.exists() and (os.path.samefile(loaded, API_LIBRARY) or
+                                     filecmp.cmp(loaded, API_LIBRARY, shallow=False))):
+            resolved = f" (a link to {os.path.realpath(loaded)})" if loaded.is_symlink() else ""
+            raise PluginError(
+                f"OpenMM loaded {loaded}{resolved} from its plugin directory, a different build of openmm-hybrid's "
+                f"plugin than this openmm_hybrid's {API_LIBRARY}: reinstall this openmm_hybrid (pip install links or "
+                f"copies its library there) or remove {loaded}")
+        library = ctypes.CDLL(str(loaded), mode=ctypes.RTLD_GLOBAL)
+    try:
+        built_for = library.openmmHybridBuiltForOpenMM
+    except AttributeError:
+        raise PluginError(f"openmm-hybrid's compiled plugin ({API_LIBRARY}) is from an older version of openmm-hybrid: "
+                          f"{_BUILD_HINT}") from None
+    built_for.restype = ctypes.c_char_p
+    built_for = built_for().decode()
+    if built_for != openmm.Platform.getOpenMMVersion():
+        raise PluginError(f"openmm-hybrid's compiled plugin ({API_LIBRARY}) was built for OpenMM {built_for}, but "
+                          f"OpenMM {openmm.Platform.getOpenMMVersion()} is installed: {_BUILD_HINT}")
 
 
 def cuda_load_error():

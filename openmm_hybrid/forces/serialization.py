@@ -1,9 +1,11 @@
 """Reading and writing Systems that contain ML forces.
 
-openmm-hybrid's ML forces are ``TorchModuleForce`` objects from its compiled plugin, which
-registers its own XML proxy when ``openmm_hybrid`` is imported: a system.xml is plain
-OpenMM XML and ``openmm.XmlSerializer.deserialize`` reads it back (the TorchScript module
-is stored base64-encoded in the force's ``module`` attribute).  ``load_system`` is kept as
+openmm-hybrid's ML forces are ``TorchModuleForce`` objects from its compiled plugin, whose
+XML proxy lives in ``libOpenMMHybrid.so``; the install puts that library into OpenMM's plugin
+directory, so ``import openmm`` alone registers the proxy: a system.xml is plain OpenMM XML and
+``openmm.XmlSerializer.deserialize`` reads it back in any process (the TorchScript module is
+stored base64-encoded in the force's ``module`` attribute); running it needs ``import
+openmm_hybrid``, which loads the libtorch kernels.  ``load_system`` is kept as
 the package's reader because it also accepts files written before the plugin existed,
 which hold openmm-torch ``TorchForce`` nodes: openmm-torch 1.5's XML reader crashes the
 process under openmm 8.6.1 (it was compiled against older ``SerializationNode`` headers),

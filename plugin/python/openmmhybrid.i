@@ -1,9 +1,10 @@
 /* Python bindings of openmm-hybrid's compiled plugin (SWIG, like openmm-torch).
  *
- * Built by plugin/build_plugin.py into openmm_hybrid/_lib/ (openmmhybrid.py and
- * _openmmhybrid*.so); use it through openmm_hybrid.plugin, which loads the libraries
- * in the right order first. */
-%module(package="openmm_hybrid._lib") openmmhybrid
+ * Built by python/CMakeLists.txt into the package's library directory beside the libraries
+ * (openmmhybrid.py and _openmmhybrid*.so; no package name here: the generated module imports
+ * its extension relatively); use it through openmm_hybrid.plugin, which loads the libraries in
+ * the right order first. */
+%module openmmhybrid
 
 %import(module="openmm") "swig/OpenMMSwigHeaders.i"
 %include "swig/typemaps.i"

@@ -4,7 +4,7 @@
  * kernel library is loaded, exactly as OpenMM's GPU plugins are.  Creating a Context with a
  * TorchModuleForce on it, explicitly or by OpenMM's default choice, must fail with the
  * plugin's message naming openmm_hybrid.ml_force.for_platform; the platform must not be
- * reported as having a native kernel.  tests/test_plugin.py compiles and runs this.
+ * reported as having a native kernel.  CTest runs this (tests/test_plugin_ctest.py).
  *
  * usage: TestOtherPlatformRefusal <libOpenMMHybridReference.so>     prints "ok" on success */
 #include "OpenMM.h"

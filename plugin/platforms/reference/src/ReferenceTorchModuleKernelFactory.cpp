@@ -1,6 +1,6 @@
 #include "ReferenceTorchModuleKernelFactory.h"
-#include "ReferenceTorchModuleKernels.h"
 #include "TorchModuleForce.h"
+#include "TorchModuleKernels.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/internal/ContextImpl.h"
 #include "openmm/reference/ReferencePlatform.h"
@@ -31,11 +31,8 @@ extern "C" OPENMM_HYBRID_EXPORT void registerKernelFactories() {
     }
 }
 
-KernelImpl* ReferenceTorchModuleKernelFactory::createKernelImpl(string name, const Platform& platform, ContextImpl& context) const {
-    if (name == CalcTorchModuleForceKernel::Name())
-        return new ReferenceCalcTorchModuleForceKernel(name, platform);
-    throw OpenMMException("ReferenceTorchModuleKernelFactory: unknown kernel '" + name + "'");
-}
+/* ReferenceTorchModuleKernelFactory::createKernelImpl is in ReferenceTorchModuleKernels.cpp:
+ * this file then needs no libtorch headers, which take most of the build's time to compile. */
 
 KernelImpl* UnsupportedPlatformTorchModuleKernelFactory::createKernelImpl(string name, const Platform& platform, ContextImpl& context) const {
     throw OpenMMException(

@@ -1,4 +1,5 @@
 #include "ReferenceTorchModuleKernels.h"
+#include "ReferenceTorchModuleKernelFactory.h"
 #include "openmm/OpenMMException.h"
 #include "openmm/internal/ContextImpl.h"
 #include "openmm/reference/ReferencePlatform.h"
@@ -9,6 +10,12 @@
 using namespace OpenMMHybrid;
 using namespace OpenMM;
 using namespace std;
+
+KernelImpl* ReferenceTorchModuleKernelFactory::createKernelImpl(string name, const Platform& platform, ContextImpl& context) const {
+    if (name == CalcTorchModuleForceKernel::Name())
+        return new ReferenceCalcTorchModuleForceKernel(name, platform);
+    throw OpenMMException("ReferenceTorchModuleKernelFactory: unknown kernel '" + name + "'");
+}
 
 static ReferencePlatform::PlatformData& platformData(ContextImpl& context) {
     return *reinterpret_cast<ReferencePlatform::PlatformData*>(context.getPlatformData());
