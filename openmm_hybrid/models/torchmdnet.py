@@ -131,8 +131,12 @@ def _replace_neighbour_lists(module: torch.nn.Module, distance_class) -> int:
 
 
 @contextlib.contextmanager
-def _pure_torch_tensornet(model: torch.nn.Module) -> Iterator[None]:
-    """While compiling: TensorNet's modules on their pure-PyTorch path, its module functions unpatched."""
+def pure_torch_tensornet(model: torch.nn.Module) -> Iterator[None]:
+    """TensorNet on torchmd-net's pure-PyTorch path (as without Warp) while the block runs.
+
+    Its modules' ``opt`` flag is set off for good (a TorchScript constant); the module-level
+    tensor functions are the pure-PyTorch ones inside the block only.
+    """
     for submodule in model.modules():
         if hasattr(submodule, "opt"):
             submodule.opt = False
@@ -158,7 +162,7 @@ def script_torchmdnet(model: torch.nn.Module) -> torch.jit.ScriptModule:
     """Compile a torchmd-net model to TorchScript with all-pairs neighbour lists and no Warp kernels."""
     utils = import_family_package("torchmdnet.models.utils", "torchmdnet", "TorchMD-Net")
     _replace_neighbour_lists(model, utils.OptimizedDistance)
-    with _pure_torch_tensornet(model):
+    with pure_torch_tensornet(model):
         return torch.jit.script(model)
 
 
