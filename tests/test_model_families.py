@@ -157,8 +157,11 @@ def test_equals_the_package_evaluation(family, precision, name, smiles, charge, 
         e_neutral_ref, _ = reference(family_file(family), z, xyz, 0, dtype)
         e_neutral, _ = region_energy(family, precision, z, xyz, 0.0, **options)
         assert abs(e_neutral - e_neutral_ref) <= rel * scale_e
-        # the charge changes the energy by more than the comparison tolerance (the test can fail)
-        assert abs(e - e_neutral) > 10 * rel * scale_e
+        # the charge changes the energy by far more than float64 round-off (so the comparisons at
+        # both charges tell the charge reached the model; a random TensorNet's charge effect can
+        # be below float32's tolerance, so this is asked in double precision)
+        if precision == "double":
+            assert abs(e - e_neutral) > 1e3 * rel * scale_e
 
 
 @pytest.mark.slow
