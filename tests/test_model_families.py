@@ -280,3 +280,45 @@ def test_modules_hold_no_python_operators(family_file):
         module = create_region_module(model, [0, 1, 2], [6, 8, 1])
         namespaces = set(re.findall(r"\b(\w+)::\w+", str(module.inlined_graph)))
         assert namespaces <= {"aten", "prim"}, (family, namespaces)
+
+
+# openmm-ml 1.8's potential names and arguments for the same files.  Tolerances: openmm-ml's
+# MACE route runs in float64 (precision="double"): 0.01 kJ/mol, as asked of the adapters.  Its
+# AIMNet2 and TorchMD-Net routes evaluate in float32 whatever is asked (aimnet casts inputs to
+# float32; openmm-ml hands TorchMD-Net float32 positions), so there the tolerance is float32's:
+# 2e-6 of the ML energy (a few float32 roundings of the largest term, which is the atomic
+# reference energy for AIMNet2).  openmm-ml's TorchMD-Net converts eV with 96.4916 kJ/mol: the
+# same scale is given to the adapter.
+OPENMM_ML = {
+    "aimnet2": ("aimnet", {}, {}, "double"),
+    "mace": ("mace", {"precision": "double"}, {}, "double"),
+    "tensornet": ("torchmdnet", {}, {"energy_scale": 96.4916}, "single"),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILY_NAMES)
+def test_equals_openmm_ml_create_mixed_system(family, family_file):
+    from openmmml import MLPotential
+
+    from openmm_hybrid.hybrid import create_hybrid_system
+    from openmm_hybrid.mm import build_system
+    from openmm_hybrid.mm.parameters import ambertools_available
+    from openmm_hybrid.testing import compute
+    if not ambertools_available():
+        pytest.skip("AmberTools not found")
+    name, ml_options, options, precision = OPENMM_ML[family]
+    smiles, charge = ("CC(=O)[O-]", -1) if FAMILIES[family][4] else ("OCCBr", 0)
+    built = build_system(ligand=smiles, solvent="vacuum")
+    ligand = [a.index for a in built.topology.atoms() if a.residue.name == "LIG"]
+    path = family_file(family)
+    ours = create_hybrid_system(built.topology, built.system, ligand, model=str(path), precision=precision,
+                                model_options=options).system
+    theirs = MLPotential(name, modelPath=str(path)).createMixedSystem(built.topology, built.system, ligand,
+                                                                      charge=charge, **ml_options)
+    e_ours, f_ours = compute(ours, built.positions, "Reference")
+    e_theirs, f_theirs = compute(theirs, built.positions, "Reference")
+    e_ml = compute(ours, built.positions, "Reference", groups={1})[0]
+    tolerance = 0.01 if family == "mace" else max(0.01, 2e-6 * abs(e_ml))
+    assert abs(e_ours - e_theirs) <= tolerance, (e_ours, e_theirs)
+    assert np.abs(f_ours - f_theirs).max() <= 1e-4 * max(np.abs(f_theirs).max(), 1.0)
