@@ -131,9 +131,8 @@ def write_random_aimnet2(path, seed: int = 0) -> Path:
 
 def write_random_mace(path, seed: int = 0, dtype=torch.float64) -> Path:
     """A small ScaleShiftMACE (MACE-OFF's architecture), saved with ``torch.save`` as a ``.model``."""
-    import mace  # noqa: F401  (sets what e3nn needs before it is imported)
+    from mace import modules  # first: mace sets what e3nn 0.4.4 needs before e3nn is imported
     from e3nn import o3
-    from mace import modules
 
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)

@@ -45,6 +45,8 @@ def test_charged_ligand_in_water_with_aimnet2(tmp_path, monkeypatch, capsys):
                  "--set", "neq.switches_per_segment=4", "--set", "simulation.minimize_iterations=20",
                  "--set", "simulation.pressure_bar=null", "--set", "min_overlap=0.0"]) == 0
     result = json.loads((fe / "results.json").read_text())
-    assert math.isfinite(result["estimate"]["kT"]) and math.isfinite(result["estimate"]["kT_error"])
-    assert "dF" in capsys.readouterr().out or result["estimate"]
+    # the estimate is reported and finite; with 4 switches of a random model the forward and
+    # reverse work distributions do not overlap, so its BAR error may be undefined (NaN)
+    assert math.isfinite(result["estimate"]["kT"])
+    assert "dF(MM -> ML/MM) =" in capsys.readouterr().out
     assert os.path.isfile(fe / "settings.yaml")

@@ -31,7 +31,7 @@ import torch
 
 from ..errors import InputFileError, ModelError
 from .base import MLModel, ModelDescription, ModelFamily, SpecializingModel, check_precision, refuse_options
-from .model_files import EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM, dtype_of, find_model_file, import_family_package
+from .model_files import FixedRegionModule, dtype_of, find_model_file, import_family_package
 
 # openmm-ml 1.8's names -> aimnet's registry family (member index appended: "_0" ... "_3")
 KNOWN_MODELS = {
@@ -72,31 +72,20 @@ class AIMNet2Energy(torch.nn.Module):
         return data["energy"].sum()
 
 
-class AIMNet2RegionModel(torch.nn.Module):
+class AIMNet2RegionModel(FixedRegionModule):
     """AIMNet2 for one fixed ML region, the TorchScript module run inside OpenMM.
 
     Holds the traced :class:`AIMNet2Energy`; ``forward(atomic_numbers, positions_nm,
     total_charge) -> energy_kJ_per_mol`` follows :mod:`openmm_hybrid.models.base`.
     """
 
-    supported_elements: List[int]
-    supports_charge: bool
-    nm_to_angstrom: float
-    ev_to_kj_per_mol: float
-
     def __init__(self, energy: torch.jit.ScriptModule, atomic_numbers: Sequence[int], supports_charge: bool):
-        super().__init__()
+        super().__init__(atomic_numbers, supports_charge)
         self.energy = energy
-        self.register_buffer("atomic_numbers", torch.tensor(list(atomic_numbers), dtype=torch.int64))
-        self.supported_elements = sorted({int(z) for z in atomic_numbers})
-        self.supports_charge = supports_charge
-        self.nm_to_angstrom = NM_TO_ANGSTROM
-        self.ev_to_kj_per_mol = EV_TO_KJ_PER_MOL
 
     def forward(self, atomic_numbers: torch.Tensor, positions: torch.Tensor,
                 total_charge: torch.Tensor) -> torch.Tensor:
-        if not torch.equal(atomic_numbers, self.atomic_numbers):
-            raise RuntimeError("AIMNet2RegionModel: atomic_numbers differ from the region it was built for")
+        self.check_atomic_numbers(atomic_numbers)
         energy = self.energy((positions * self.nm_to_angstrom).unsqueeze(0), self.atomic_numbers.unsqueeze(0),
                              total_charge.to(positions.dtype).reshape(1))
         return energy.to(torch.float64) * self.ev_to_kj_per_mol

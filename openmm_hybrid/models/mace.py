@@ -22,8 +22,7 @@ import torch
 
 from ..errors import InputFileError, ModelError
 from .base import MLModel, ModelDescription, ModelFamily, SpecializingModel, check_precision, refuse_options
-from .model_files import (EV_TO_KJ_PER_MOL, NM_TO_ANGSTROM, all_pairs, dtype_of, find_model_file,
-                          import_family_package)
+from .model_files import FixedRegionModule, all_pairs, dtype_of, find_model_file, import_family_package
 
 _OFF24_URL = "https://github.com/ACEsuit/mace-off/blob/main/mace_off24/MACE-OFF24_medium.model?raw=true"
 # openmm-ml 1.8's MACE names -> (mace's download function, its model argument); the short-ranged
@@ -43,7 +42,7 @@ MACE_OFF_ELEMENTS = [1, 6, 7, 8, 9, 15, 16, 17, 35, 53]
 ENERGY_TYPES = ("interaction_energy", "energy")
 
 
-class MACERegionModel(torch.nn.Module):
+class MACERegionModel(FixedRegionModule):
     """A scripted MACE model on one fixed ML region, the TorchScript module run inside OpenMM.
 
     ``forward(atomic_numbers, positions_nm, total_charge) -> energy_kJ_per_mol`` follows
@@ -51,18 +50,13 @@ class MACERegionModel(torch.nn.Module):
     atoms closer than the cutoff, with zero periodic shifts.
     """
 
-    supported_elements: List[int]
-    supports_charge: bool
-    nm_to_angstrom: float
-    ev_to_kj_per_mol: float
     r_max: float
     energy_key: str
 
     def __init__(self, model: torch.jit.ScriptModule, atomic_numbers: Sequence[int], element_table: Sequence[int],
                  r_max: float, energy_key: str, supports_charge: bool, dtype: torch.dtype):
-        super().__init__()
+        super().__init__(atomic_numbers, supports_charge)
         self.model = model
-        self.register_buffer("atomic_numbers", torch.tensor(list(atomic_numbers), dtype=torch.int64))
         index = torch.tensor([list(element_table).index(int(z)) for z in atomic_numbers], dtype=torch.int64)
         self.register_buffer("node_attrs", torch.nn.functional.one_hot(index, len(element_table)).to(dtype))
         first, second = all_pairs(len(atomic_numbers), torch.device("cpu"))
@@ -70,15 +64,10 @@ class MACERegionModel(torch.nn.Module):
         self.register_buffer("second", second)
         self.r_max = float(r_max)
         self.energy_key = energy_key
-        self.supported_elements = sorted({int(z) for z in atomic_numbers})
-        self.supports_charge = supports_charge
-        self.nm_to_angstrom = NM_TO_ANGSTROM
-        self.ev_to_kj_per_mol = EV_TO_KJ_PER_MOL
 
     def forward(self, atomic_numbers: torch.Tensor, positions: torch.Tensor,
                 total_charge: torch.Tensor) -> torch.Tensor:
-        if not torch.equal(atomic_numbers, self.atomic_numbers):
-            raise RuntimeError("MACERegionModel: atomic_numbers differ from the region it was built for")
+        self.check_atomic_numbers(atomic_numbers)
         pos = positions * self.nm_to_angstrom
         n = pos.shape[0]
         with torch.no_grad():

@@ -18,7 +18,7 @@ which turns a missing optional package into an error that names the extra to ins
 import importlib
 import os
 from pathlib import Path
-from typing import Callable, Optional, Tuple
+from typing import Callable, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -95,3 +95,28 @@ def all_pairs(n: int, device: torch.device) -> Tuple[torch.Tensor, torch.Tensor]
 def dtype_of(precision: str) -> torch.dtype:
     """float32 for ``"single"``, float64 for ``"double"``."""
     return torch.float64 if precision == "double" else torch.float32
+
+
+class FixedRegionModule(torch.nn.Module):
+    """Base of the TorchScript modules the family adapters build for one ML region.
+
+    Holds the region's atomic numbers (checked at every call), the contract's optional
+    attributes, and the unit conversions of families that work in angstrom and eV.
+    """
+
+    supported_elements: List[int]
+    supports_charge: bool
+    nm_to_angstrom: float
+    ev_to_kj_per_mol: float
+
+    def __init__(self, atomic_numbers: Sequence[int], supports_charge: bool):
+        super().__init__()
+        self.register_buffer("atomic_numbers", torch.tensor(list(atomic_numbers), dtype=torch.int64))
+        self.supported_elements = sorted({int(z) for z in atomic_numbers})
+        self.supports_charge = bool(supports_charge)
+        self.nm_to_angstrom = NM_TO_ANGSTROM
+        self.ev_to_kj_per_mol = EV_TO_KJ_PER_MOL
+
+    def check_atomic_numbers(self, atomic_numbers: torch.Tensor) -> None:
+        if not torch.equal(atomic_numbers, self.atomic_numbers):
+            raise RuntimeError("the atomic numbers differ from those of the ML region this module was built for")
