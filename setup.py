@@ -27,6 +27,20 @@ INSTALL_REQUIRES = [
 ]
 
 
+# The model families' packages (optional).  aimnet 0.2.0 is the newest release that accepts
+# torch 2.9.1 (0.2.5+ ask for torch >= 2.10); mace-torch pins e3nn 0.4.4.
+MODEL_FAMILY_EXTRAS = {
+    "aimnet2": ["aimnet==0.2.0"],
+    "mace": ["mace-torch==0.3.16"],
+    "torchmdnet": ["torchmd-net==3.1.0", "huggingface_hub"],
+}
+# every registered model name is also openmm-ml's potential "hybrid-<name>"
+HYBRID_POTENTIALS = ["ani2x", "torchscript",
+                     "aimnet2", "aimnet2-2025", "aimnet2-nse", "aimnet2-pd", "aimnet2-rxn",
+                     "mace-off23-small", "mace-off23-medium", "mace-off23-large", "mace-off24-medium",
+                     "mace-mpa-0-medium", "mace-omat-0-small", "mace-omat-0-medium", "mace-omol-0-extra-large",
+                     "aceff-1.0", "aceff-1.1", "aceff-2.0"]
+
 sys.path.insert(0, str(Path(__file__).resolve().parent / "plugin"))
 import build_plugin  # noqa: E402  (plugin/build_plugin.py: the CMake driver)
 
@@ -82,17 +96,17 @@ setup(
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "test": ["pytest"],
+        # the test extra installs every model family so that their tests run
+        "test": ["pytest"] + [req for reqs in MODEL_FAMILY_EXTRAS.values() for req in reqs],
         "cuda12": ["openmm-cuda-12==8.6.1", "openmm-torch-cuda-12==1.5"],
+        **MODEL_FAMILY_EXTRAS,
     },
     entry_points={
         "console_scripts": ["openmm-hybrid = openmm_hybrid.cli:main"],
         # lets ForceField("openmm-hybrid/ani2x.xml") find the shipped ML/MM force-field files
         "openmm.forcefielddir": ["openmm-hybrid = openmm_hybrid_forcefield_dir:data_directory"],
-        "openmmml.potentials": [
-            "hybrid-ani2x = openmm_hybrid.integrations.openmmml:HybridPotentialImplFactory",
-            "hybrid-torchscript = openmm_hybrid.integrations.openmmml:HybridPotentialImplFactory",
-        ],
+        "openmmml.potentials": [f"hybrid-{name} = openmm_hybrid.integrations.openmmml:HybridPotentialImplFactory"
+                                for name in HYBRID_POTENTIALS],
         "openmmml.embeddings": [
             "electrostatic = openmm_hybrid.integrations.openmmml:HybridEmbeddingFactory",
         ],

@@ -89,3 +89,92 @@ class EvaluationCounter(torch.nn.Module):
                 scale: Optional[torch.Tensor] = None) -> torch.Tensor:
         self.calls.add_(1.0)
         return self.calls.clone() + 0.0 * positions.sum()
+
+
+# Small randomly initialised models of the published families, built with each family's own
+# package and saved in the format its users get (tests and benchmarks load them through
+# openmm_hybrid.models.load_model).  Elements: what drug-like ligands contain.
+FAMILY_TEST_ELEMENTS = [1, 6, 7, 8, 9, 15, 16, 17, 35, 53]
+
+
+def write_random_aimnet2(path, seed: int = 0) -> Path:
+    """A small AIMNet2 (aimnet's wB97M-D3 architecture: Coulomb and D3 included), exported with
+    ``aimnet export`` (aimnet's state-dict ``.pt`` format, as the published files)."""
+    import copy
+
+    import yaml
+    from aimnet.config import build_module
+    from aimnet.train.export_model import export_model
+
+    path = Path(path)
+    folder = path.parent
+    config = yaml.safe_load((Path(build_module.__code__.co_filename).parent / "models" /
+                             "aimnet2_dftd3_wb97m.yaml").read_text())
+    kwargs = config["kwargs"]
+    kwargs.update(nfeature=4, ncomb_v=4, aim_size=32, hidden=[[32, 24], [32, 24], [32, 24, 24]])
+    kwargs["aev"]["nshifts_s"] = 8
+    kwargs["outputs"]["energy_mlp"]["kwargs"].update(n_in=32)
+    kwargs["outputs"]["energy_mlp"]["kwargs"]["mlp"]["hidden"] = [16]
+    torch.manual_seed(seed)
+    model = build_module(copy.deepcopy(config))
+    (folder / "aimnet2_small.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    torch.save(model.state_dict(), folder / "aimnet2_small_weights.pt")
+    # atomic self energies (eV), the order of magnitude of the published ones
+    sae = {z: -13.6 * z for z in FAMILY_TEST_ELEMENTS}
+    (folder / "aimnet2_small.sae").write_text("".join(f"{z}: {e}\n" for z, e in sae.items()))
+    with _quiet():
+        export_model.main([str(folder / "aimnet2_small_weights.pt"), str(path), "--model",
+                           str(folder / "aimnet2_small.yaml"), "--sae", str(folder / "aimnet2_small.sae")],
+                          standalone_mode=False)
+    return path
+
+
+def write_random_mace(path, seed: int = 0, dtype=torch.float64) -> Path:
+    """A small ScaleShiftMACE (MACE-OFF's architecture), saved with ``torch.save`` as a ``.model``."""
+    from mace import modules  # first: mace sets what e3nn 0.4.4 needs before e3nn is imported
+    from e3nn import o3
+
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        torch.manual_seed(seed)
+        block = modules.interaction_classes["RealAgnosticResidualInteractionBlock"]
+        model = modules.ScaleShiftMACE(
+            r_max=5.0, num_bessel=4, num_polynomial_cutoff=5, max_ell=2, interaction_cls=block,
+            interaction_cls_first=block, num_interactions=2, num_elements=len(FAMILY_TEST_ELEMENTS),
+            hidden_irreps=o3.Irreps("8x0e + 8x1o"), MLP_irreps=o3.Irreps("8x0e"),
+            atomic_energies=np.array([-13.6 * z for z in FAMILY_TEST_ELEMENTS]), avg_num_neighbors=8.0,
+            atomic_numbers=FAMILY_TEST_ELEMENTS, correlation=3, gate=torch.nn.functional.silu,
+            atomic_inter_scale=1.5, atomic_inter_shift=0.1)
+    finally:
+        torch.set_default_dtype(previous)
+    torch.save(model, path)
+    return Path(path)
+
+
+def write_random_tensornet(path, seed: int = 0) -> Path:
+    """A small TensorNet (AceFF's architecture) saved as a TorchMD-Net checkpoint (``.ckpt``)."""
+    from torchmdnet.models.model import create_model
+
+    args = {"model": "tensornet", "embedding_dimension": 16, "num_layers": 2, "num_rbf": 8,
+            "rbf_type": "expnorm", "trainable_rbf": False, "activation": "silu", "cutoff_lower": 0.0,
+            "cutoff_upper": 5.0, "max_z": 54, "max_num_neighbors": 64, "equivariance_invariance_group": "O(3)",
+            "static_shapes": False, "derivative": False, "atom_filter": -1, "prior_model": None,
+            "output_model": "Scalar", "reduce_op": "sum", "precision": 32, "box_vecs": None,
+            "neighbor_embedding": True, "aggr": "add", "attn_activation": "silu", "num_heads": 2,
+            "distance_influence": "both", "vector_cutoff": False, "check_errors": False,
+            "remove_ref_energy": False}
+    torch.manual_seed(seed)
+    model = create_model(dict(args))
+    with torch.no_grad():  # training would move these from their initial zeros
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    torch.save({"hyper_parameters": args, "state_dict": {f"model.{k}": v for k, v in model.state_dict().items()}},
+               path)
+    return Path(path)
+
+
+def _quiet():
+    import contextlib
+    import io
+    return contextlib.redirect_stdout(io.StringIO())

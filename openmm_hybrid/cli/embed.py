@@ -56,8 +56,10 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("embed", help="MM system -> ML/MM system")
     p.add_argument("--input", required=True, help="directory written by 'build'")
     p.add_argument("--region", default="resname LIG", help="MDTraj selection of the ML region")
-    p.add_argument("--model", default="ani2x", help="ani2x or a TorchScript file")
-    p.add_argument("--model-index", type=int, default=None, help="ANI-2x: one network (0-7) instead of the ensemble")
+    p.add_argument("--model", default="ani2x",
+                   help="ani2x, a published model's name (aimnet2, mace-off23-small, aceff-1.1, ...) or a model file")
+    p.add_argument("--model-index", type=int, default=None,
+                   help="one ensemble member: ANI-2x network 0-7, AIMNet2 member 0-3")
     p.add_argument("--embedding", default="mechanical", help="mechanical (default) or electrostatic (EMLE)")
     p.add_argument("--emle-model", default=None, help="electrostatic: EMLE parameter file (.mat, emle-models)")
     p.add_argument("--emle-alpha-mode", choices=["species", "reference"], default=None,

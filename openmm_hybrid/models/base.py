@@ -25,7 +25,7 @@ uses to refuse unusable regions before any simulation starts:
     whether a non-zero ``total_charge`` is meaningful (absent: ``False``).
 """
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import torch
 
@@ -33,7 +33,7 @@ from ..errors import ModelError
 
 ELEMENT_SYMBOLS = {
     1: "H", 3: "Li", 5: "B", 6: "C", 7: "N", 8: "O", 9: "F", 11: "Na", 12: "Mg", 14: "Si", 15: "P",
-    16: "S", 17: "Cl", 19: "K", 20: "Ca", 35: "Br", 53: "I",
+    16: "S", 17: "Cl", 19: "K", 20: "Ca", 33: "As", 34: "Se", 35: "Br", 53: "I",
 }
 
 
@@ -85,6 +85,46 @@ class MLModel:
                 f"molecules only; choose a neutral region or a model that supports charge")
 
 
+@dataclass(frozen=True)
+class ModelDescription:
+    """What a model accepts, known without loading its weights (:meth:`ModelFamily.describe`).
+
+    Attributes
+    ----------
+    supported_elements : list of int or None
+        Atomic numbers the model supports; ``None``: not known before loading (or unrestricted).
+    supports_charge : bool or None
+        Whether a charged region is meaningful; ``None``: not known before loading.
+    """
+
+    supported_elements: Optional[List[int]] = None
+    supports_charge: Optional[bool] = None
+
+
+class SpecializingModel(torch.nn.Module):
+    """A model whose TorchScript module is built for one ML region (its atomic numbers).
+
+    :func:`openmm_hybrid.forces.create_ml_force` calls :meth:`specialize` with the region's
+    atomic numbers and runs the module it returns (TorchScript-able, the contract's
+    ``forward``).  Calling this module directly (eager Python) specializes on the fly and
+    keeps the latest region's module.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._specialized: Dict[Tuple[int, ...], torch.nn.Module] = {}
+
+    def specialize(self, atomic_numbers) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def forward(self, atomic_numbers: torch.Tensor, positions: torch.Tensor,
+                total_charge: torch.Tensor) -> torch.Tensor:
+        key = tuple(int(z) for z in atomic_numbers)
+        if key not in self._specialized:
+            self._specialized = {key: self.specialize(key)}
+        return self._specialized[key](atomic_numbers, positions, total_charge)
+
+
 def check_precision(precision: str) -> str:
     if precision not in ("single", "double"):
         raise ModelError(f"precision must be 'single' or 'double', not {precision!r}")
@@ -133,6 +173,16 @@ class ModelFamily:
     def claims_file(self, path: str) -> bool:
         """Whether ``path`` is a file of this family (by its suffix)."""
         return any(str(path).lower().endswith(suffix) for suffix in self.file_suffixes)
+
+    def describe(self, spec: str) -> ModelDescription:
+        """What model ``spec`` accepts, known without loading weights or importing the family's
+        package (cheap: meant for early checks such as ``openmm-hybrid build``).
+
+        The default knows nothing (both fields ``None``); families fill in what their published
+        models document.  :meth:`load` remains the authority: the loaded model's own element
+        list and charge support are what the region is checked against.
+        """
+        return ModelDescription()
 
 
 def refuse_options(family: str, options: dict, accepted=()) -> None:

@@ -1,7 +1,9 @@
 """The registry of ML model families, and :func:`load_model`.
 
-Built in: ANI-2x (``"ani2x"``) and TorchScript files (``*.pt``, ``*.pth``, ``*.ts``; see
-:mod:`openmm_hybrid.models.base` for the contract).  Other families register a
+Built in: ANI-2x (``"ani2x"``), TorchScript files (``*.pt``, ``*.pth``, ``*.ts``; see
+:mod:`openmm_hybrid.models.base` for the contract), and the adapters of published families:
+AIMNet2 (:mod:`.aimnet2`), MACE (:mod:`.mace`) and TorchMD-Net (:mod:`.torchmdnet`), whose
+packages are optional extras.  Other families register a
 :class:`~openmm_hybrid.models.base.ModelFamily` subclass with :func:`register_model_family`,
 or through the ``openmm_hybrid.models`` entry point group (value: the subclass).
 """
@@ -10,8 +12,11 @@ from typing import Callable, Dict, List
 
 from .._util import entry_point_targets
 from ..errors import ModelError
+from .aimnet2 import AIMNet2Family
 from .ani import ANI2xFamily
-from .base import MLModel, ModelFamily
+from .base import MLModel, ModelDescription, ModelFamily
+from .mace import MACEFamily
+from .torchmdnet import TorchMDNetFamily
 from .torchscript_file import TorchScriptFileFamily
 
 ENTRY_POINT_GROUP = "openmm_hybrid.models"
@@ -68,6 +73,36 @@ def available_models() -> List[str]:
     return sorted(_BY_NAME)
 
 
+def family_of(model) -> ModelFamily:
+    """The registered family that loads ``model`` (a name or a file path).
+
+    Raises
+    ------
+    ModelError
+        Neither a registered name nor a file of a registered family.
+    """
+    _load_entry_points()
+    name = os.fspath(model) if isinstance(model, os.PathLike) else str(model)
+    if name in _BY_NAME:
+        return _BY_NAME[name]
+    for family in reversed(_FAMILIES):
+        if family.claims_file(name):
+            return family
+    if os.path.exists(name):  # a file without a known suffix: TorchScript, checked when loaded
+        return _BY_NAME["torchscript"]
+    raise ModelError(f"unknown model {name!r}: use one of {', '.join(available_models())} "
+                     f"or the path of a model file")
+
+
+def describe_model(model) -> ModelDescription:
+    """What ``model`` (a name, a file path or an :class:`MLModel`) accepts, without loading weights
+    (:meth:`ModelFamily.describe`; fields are ``None`` where only loading would tell)."""
+    if isinstance(model, MLModel):
+        return ModelDescription(model.supported_elements, model.supports_charge)
+    name = os.fspath(model) if isinstance(model, os.PathLike) else str(model)
+    return family_of(name).describe(name)
+
+
 def load_model(model, precision: str = "single", **options) -> MLModel:
     """Return an :class:`MLModel` for a registry name, a model file or an MLModel.
 
@@ -88,18 +123,14 @@ def load_model(model, precision: str = "single", **options) -> MLModel:
     """
     if isinstance(model, MLModel):
         return model
-    _load_entry_points()
     name = os.fspath(model) if isinstance(model, os.PathLike) else str(model)
-    if name in _BY_NAME:
-        return _BY_NAME[name].load(name, precision=precision, **options)
-    for family in reversed(_FAMILIES):
-        if family.claims_file(name):
-            return family.load(name, precision=precision, **options)
-    if os.path.exists(name):  # a file without a known suffix: TorchScript, checked when loaded
-        return _BY_NAME["torchscript"].load(name, precision=precision, **options)
-    raise ModelError(f"unknown model {name!r}: use one of {', '.join(available_models())} "
-                     f"or the path of a model file")
+    return family_of(name).load(name, precision=precision, **options)
 
 
 register_model_family(ANI2xFamily)
 register_model_family(TorchScriptFileFamily)
+# registered after the TorchScript files: families are asked in reverse order, and AIMNet2
+# claims the .pt files that hold aimnet's state-dict format
+register_model_family(MACEFamily)
+register_model_family(TorchMDNetFamily)
+register_model_family(AIMNet2Family)
