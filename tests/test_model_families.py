@@ -322,3 +322,11 @@ def test_equals_openmm_ml_create_mixed_system(family, family_file):
     tolerance = 0.01 if family == "mace" else max(0.01, 2e-6 * abs(e_ml))
     assert abs(e_ours - e_theirs) <= tolerance, (e_ours, e_theirs)
     assert np.abs(f_ours - f_theirs).max() <= 1e-4 * max(np.abs(f_theirs).max(), 1.0)
+
+
+def test_every_registered_model_is_an_openmm_ml_potential():
+    """setup.py lists the hybrid-<name> entry points by hand: they must match the model registry."""
+    from importlib.metadata import entry_points
+    from openmm_hybrid.models import available_models
+    installed = {ep.name for ep in entry_points(group="openmmml.potentials") if ep.name.startswith("hybrid-")}
+    assert installed == {f"hybrid-{name}" for name in available_models()}
