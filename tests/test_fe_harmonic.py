@@ -21,7 +21,7 @@ import pytest
 import torch
 from openmm import unit
 
-from openmm_hybrid.errors import FreeEnergyError, InsufficientOverlapError, RunInterrupted
+from openmm_hybrid.errors import CheckpointError, FreeEnergyError, InsufficientOverlapError, RunInterrupted
 from openmm_hybrid.freeenergy import run_endstate
 from openmm_hybrid.freeenergy.checkpoint import SegmentBudget
 from openmm_hybrid.freeenergy.sampler import ChainState, StateSampler, thermal_energy
@@ -176,7 +176,7 @@ def test_interrupted_run_resumes_to_the_identical_result(tmp_path, method, stops
     # a different seed is a different run: refused in the same folder
     other = copy.deepcopy(small)
     other.seed = 99
-    with pytest.raises(FreeEnergyError, match="different run.*seed"):
+    with pytest.raises(CheckpointError, match="different run.*settings.seed"):
         run_endstate(harmonic_system("linear"), START, out, other)
 
 
