@@ -158,7 +158,7 @@ def output_folder(out, overwrite: bool = False, inputs: Iterable = (), what: str
         A kept partial folder then blocks a fresh run into ``out`` unless ``overwrite`` (which
         discards it) or ``resume``.
     resume : bool
-        Continue in the kept partial folder, which must exist.
+        Continue in the kept partial folder, which must exist (and is kept on any exception).
 
     Raises
     ------
@@ -189,7 +189,8 @@ def output_folder(out, overwrite: bool = False, inputs: Iterable = (), what: str
         except keep_on or ():
             raise
         except BaseException:
-            shutil.rmtree(work, ignore_errors=True)
+            if not resume:  # a resumed partial folder holds earlier work: a refused resume keeps it
+                shutil.rmtree(work, ignore_errors=True)
             raise
         replace_folder(work, out)
 

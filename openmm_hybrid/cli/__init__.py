@@ -58,6 +58,10 @@ def main(argv=None):
     except (HybridError, SimulationError) as exc:
         print(f"openmm-hybrid {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # full disk, file-size limit, permissions: outputs are complete or absent
+        print(f"openmm-hybrid {args.command}: error: cannot read or write a file: {exc}; nothing was written to "
+              f"--out (outputs are replaced only when complete)", file=sys.stderr)
+        return 2
     except KeyboardInterrupt as exc:
         what = "SIGTERM" if isinstance(exc, Terminated) else "SIGINT"
         print(f"openmm-hybrid {args.command}: stopped by {what}; nothing was written to --out (a partial "

@@ -1,7 +1,7 @@
 """Command-line options and behaviour shared by several subcommands."""
 import functools
+import sys
 
-from .._util import progress
 from ..errors import RunInterrupted
 
 #: Exit status of a command that stopped on request after saving its progress (it can resume).
@@ -28,6 +28,7 @@ def interruptible(function):
         try:
             return function(args)
         except RunInterrupted as exc:
-            progress(f"interrupted: {exc}")
+            # printed also with --quiet: it says how to resume
+            print(f"openmm-hybrid {args.command}: interrupted: {exc}", file=sys.stderr, flush=True)
             raise SystemExit(EXIT_INTERRUPTED)
     return wrapper

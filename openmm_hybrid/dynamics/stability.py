@@ -30,6 +30,8 @@ from ..errors import SimulationError
 
 BOND_STRETCH_FACTOR = 2.0
 TEMPERATURE_FACTOR = 2.0
+#: Floor of a reference bond length (nm), for pairs that start on top of each other
+MIN_REFERENCE_NM = 0.05
 #: Probability that an equilibrium kinetic energy exceeds the temperature limit at one check.
 TEMPERATURE_TAIL_PROBABILITY = 1e-12
 
@@ -89,7 +91,7 @@ class BlowUpDetector:
         known = self._force_field_lengths(system)
         reference = np.array([known.get((min(i, j), max(i, j)), 0.0) for i, j in pairs], dtype=float)
         # a stretched bond that the user kept on purpose (an allowed chain break) is its own reference
-        self.reference = np.maximum(reference, start)
+        self.reference = np.maximum(np.maximum(reference, start), MIN_REFERENCE_NM)
         self.molecule = self._molecules(len(self.atoms), pairs)
         self.temperature_K = float(temperature_K)
         self.n_dof = int(n_dof)
@@ -132,11 +134,14 @@ class BlowUpDetector:
         (e.g. "after minimisation").
         """
         at = f"at step {step}{' ' + when if when else ''}"
+        self._check_bonds(positions, box, at)
         if temperature_K is not None and (not np.isfinite(temperature_K) or temperature_K > self.temperature_limit_K):
             raise SimulationError(
                 f"the temperature is {temperature_K:.0f} K {at}, far above the bath's {self.temperature_K:g} K "
                 f"(limit {self.temperature_limit_K:.0f} K for {self.n_dof} degrees of freedom): the simulation is "
                 f"blowing up; use a smaller time step (or fewer MTS substeps) or check the starting structure")
+
+    def _check_bonds(self, positions, box, at: str) -> None:
         if not len(self.pairs):
             return
         xyz = _plain_nm(positions)
