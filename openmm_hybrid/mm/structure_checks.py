@@ -76,7 +76,7 @@ def _positions_nm(positions) -> np.ndarray:
 def describe_atom(atom) -> str:
     """``chain A residue ALA 12 atom CB`` (the ids written in the input file)."""
     residue = atom.residue
-    chain = residue.chain.id or str(residue.chain.index)
+    chain = (residue.chain.id or "").strip() or str(residue.chain.index)
     return f"chain {chain} residue {residue.name} {residue.id} atom {atom.name}"
 
 
