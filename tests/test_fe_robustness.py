@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy.stats import chi2
 
+from helpers import requires_ambertools, requires_ani
 from openmm_hybrid._files import FolderLock
 from openmm_hybrid.cli import main
 from openmm_hybrid.freeenergy import run_endstate
@@ -197,3 +198,25 @@ def test_workflow_sigma_covers_the_spread_of_seeds(tmp_path):
     assert chi2.ppf(1e-4, m) / m < z2 < chi2.isf(1e-4, m) / m, (estimates, sigmas)
     spread = np.var(estimates, ddof=1) / np.mean(sigmas ** 2)
     assert chi2.ppf(1e-4, m - 1) / (m - 1) < spread < chi2.isf(1e-4, m - 1) / (m - 1), (estimates, sigmas)
+
+
+@requires_ani
+@requires_ambertools
+def test_fingerprint_tells_model_index_and_precision_apart(ani_single, ani_double):
+    """The same build embedded again gives the same fingerprint (a resume is allowed); another network of the
+    ensemble (--model-index) or another precision changes the ML force's entry (a resume is refused)."""
+    from openmm_hybrid.forces.fingerprint import fingerprint_differences, system_fingerprint
+    from openmm_hybrid.hybrid import create_hybrid_system
+    from openmm_hybrid.mm import build_system
+    from openmm_hybrid.models import load_model
+    built = build_system(ligand="CO", solvent="vacuum")
+
+    def fingerprint(model):
+        hybrid = create_hybrid_system(built.topology, built.system, "resname LIG", model=model, interpolate=True)
+        return system_fingerprint(hybrid.system)
+
+    reference = fingerprint(ani_single)
+    assert fingerprint(ani_single) == reference
+    for other in (ani_double, load_model("ani2x", precision="single", model_index=0)):
+        differences = fingerprint_differences(reference, fingerprint(other))
+        assert differences == ["forces.5 TorchModuleForce 'MLPotential'"], differences
