@@ -47,6 +47,15 @@ def progress(message: str) -> None:
         print(f"[openmm-hybrid {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def format_duration(seconds: float) -> str:
+    """A duration for messages: seconds below 2 minutes, minutes below 2 hours, else hours."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def as_quantity(value, default_unit):
     """``value`` as an ``openmm.unit`` Quantity: plain numbers are taken in ``default_unit``."""
     return value if unit.is_quantity(value) else value * default_unit

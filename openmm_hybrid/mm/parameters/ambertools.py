@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 
+from ..._util import format_duration
 from ...errors import ParameterizationError
 
 WORK_PREFIX = "openmm-hybrid-ambertools-"
@@ -89,17 +90,9 @@ def expected_sqm_seconds(n_atoms: int) -> float:
     return max(1.0, 3.5e-5 * n_atoms ** 4)
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def describe_expected_time(n_atoms: int) -> str:
     """'about N s/min/h' for :func:`expected_sqm_seconds`."""
-    return f"about {_duration(expected_sqm_seconds(n_atoms))}"
+    return f"about {format_duration(expected_sqm_seconds(n_atoms))}"
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
