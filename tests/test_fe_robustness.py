@@ -5,14 +5,17 @@ The systems are the harmonic wells of test_fe_harmonic.py, where F(ML/MM) - F(MM
 """
 import json
 import math
+from typing import Optional
 
 import numpy as np
 import pytest
+import torch
 from scipy.stats import chi2
 
 from helpers import requires_ambertools, requires_ani
 from openmm_hybrid._files import FolderLock
 from openmm_hybrid.cli import main
+from openmm_hybrid.forces import ML_FORCE_NAME, create_module_force
 from openmm_hybrid.freeenergy import run_endstate
 from openmm_hybrid.freeenergy.estimators import neq_analysis, sampling_problems
 from test_fe_harmonic import EXACT_KT, K1, START, _save_as_embed_dir, harmonic_system, settings
@@ -121,6 +124,29 @@ def test_small_neq_settings_are_reported_as_insufficient_sampling(folders, tmp_p
     assert "effective (independent) samples" in results["sampling_problems"][0]
     assert main(["fe", "report", str(out)]) == 0
     assert "insufficient_sampling" in capsys.readouterr().out
+
+
+class RaisingModel(torch.nn.Module):
+    """An ML term that fails at run time."""
+
+    def forward(self, positions: torch.Tensor, boxvectors: Optional[torch.Tensor] = None,
+                scale: Optional[torch.Tensor] = None) -> torch.Tensor:
+        if bool(positions.abs().sum() > -1.0):
+            raise RuntimeError("model failure for the test")
+        return positions.sum()
+
+
+def test_an_ml_model_that_raises_is_an_error_not_a_traceback(tmp_path, capsys):
+    system = harmonic_system("linear")
+    system.addForce(create_module_force(torch.jit.script(RaisingModel()), periodic=False, force_group=2,
+                                        name=ML_FORCE_NAME, scale_parameter="lambda_interpolate"))
+    _save_as_embed_dir(system, tmp_path / "bad")
+    (tmp_path / "fe.yaml").write_text(SETTINGS)
+    assert main(["fe", "endstate", "--input", str(tmp_path / "bad"), "--out", str(tmp_path / "F"), "--settings",
+                 str(tmp_path / "fe.yaml"), "--platform", "CPU"]) == 2
+    err = capsys.readouterr().err
+    assert "an ML model (TorchScript module) raised an error in the end-state correction" in err
+    assert "model failure for the test" in err and "Traceback (most recent call last)" not in err
 
 
 # ---- the reported uncertainty against the spread of repeats --------------------------------------

@@ -22,7 +22,7 @@ import numpy as np
 import openmm
 from openmm import unit
 
-from .._util import progress
+from .._util import openmm_errors, progress
 from ..errors import FreeEnergyError, InsufficientOverlapError
 from ..embeddings.interpolation import INTERPOLATION_PARAMETER
 from ..forces.fingerprint import system_fingerprint
@@ -145,12 +145,14 @@ def run_endstate(system: openmm.System, positions, out_dir, settings: Optional[E
         No ``lambda_interpolate``, charged region with a neutral-only model, bad settings.
     CheckpointError
         The folder holds another run's checkpoint, or a damaged one.
+    SimulationError
+        A blow-up, or a force (an ML model) raising an error during the run.
     InsufficientOverlapError
         Forward/reverse works or neighbouring windows barely overlap (results are written first).
     """
     check_interpolating_system(system)
     check_region_charge(metadata)
-    with run_folder(out_dir, overwrite, inputs, what="end-state correction") as out:
+    with run_folder(out_dir, overwrite, inputs, what="end-state correction") as out, openmm_errors(f"in the {label}"):
         return _run_endstate(system, positions, out, settings, box_vectors, metadata, budget, label)
 
 

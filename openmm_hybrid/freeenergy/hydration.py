@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .._util import progress
+from .._util import openmm_errors, progress
 from ..errors import FreeEnergyError
 from ..hybrid import create_hybrid_system
 from ..mm.builder import build_system
@@ -144,7 +144,7 @@ def run_hydration(ligand, out_dir, settings: Optional[HydrationSettings] = None,
         ``status``, the worst of theirs (:mod:`.outcome`).
     """
     inputs = [ligand] if isinstance(ligand, (str, Path)) and Path(ligand).exists() else []
-    with run_folder(out_dir, overwrite, inputs, what="hydration") as out:
+    with run_folder(out_dir, overwrite, inputs, what="hydration") as out, openmm_errors("in the hydration workflow"):
         return _run_hydration(ligand, out, settings, budget)
 
 
