@@ -222,7 +222,7 @@ def test_ctrl_c_in_a_real_process_then_resume(methanol, tmp_path):
             "--out", str(out)]
     process = subprocess.Popen(args, stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 120
-    while not list(partial_folder(out).glob("checkpoint.json")) and time.time() < deadline:
+    while not list(partial_folder(out).glob("checkpoint.json")) and time.time() < deadline and process.poll() is None:
         time.sleep(0.2)
     process.send_signal(signal.SIGINT)
     _, err = process.communicate(timeout=120)
