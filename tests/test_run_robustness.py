@@ -30,16 +30,17 @@ pytestmark = requires_ambertools
 
 @pytest.fixture(scope="module")
 def methanol(tmp_path_factory):
-    """Methanol in vacuum (GAFF2/AM1-BCC), and the same embedded with ANI-2x when its weights exist."""
+    """Methanol in vacuum (GAFF2/AM1-BCC); ``_embedded`` adds it embedded with one ANI-2x network."""
     root = tmp_path_factory.mktemp("methanol")
     assert main(["--quiet", "build", "--ligand", "CO", "--solvent", "vacuum", "--out", str(root / "build")]) == 0
     return root
 
 
 def _embedded(root):
+    """The build embedded with ANI-2x network 0 (one network: cheaper to build than the ensemble)."""
     embed = root / "embed"
     if not embed.is_dir():
-        assert main(["--quiet", "embed", "--input", str(root / "build"), "--out", str(embed)]) == 0
+        assert main(["--quiet", "embed", "--input", str(root / "build"), "--model-index", "0", "--out", str(embed)]) == 0
     return embed
 
 
