@@ -26,12 +26,28 @@ class RegionError(HybridError):
     """The ML region is unusable (empty, cuts a covalent bond, unsupported element, charge)."""
 
 
+class StructureError(HybridError):
+    """A structure is physically broken: a chain break (missing residues), atoms on top of each other."""
+
+
+class OutputFolderError(HybridError):
+    """An output folder cannot be used as asked (not empty, a file, the input folder, in use)."""
+
+
+class FolderInUseError(OutputFolderError):
+    """Another process holds the advisory lock of a folder (see ``openmm_hybrid._files.FolderLock``)."""
+
+
+class CheckpointError(HybridError):
+    """A checkpoint is missing, corrupt, or belongs to another run."""
+
+
 class ModelError(HybridError):
     """An ML model cannot be loaded or does not follow the input/output contract."""
 
 
 class SimulationError(RuntimeError):
-    """A simulation produced an invalid state (NaN energy, ...)."""
+    """A simulation produced an invalid state (NaN energy, a stretched bond, a force that raised, ...)."""
 
 
 class PluginError(RuntimeError):
@@ -47,4 +63,4 @@ class InsufficientOverlapError(FreeEnergyError):
 
 
 class RunInterrupted(RuntimeError):
-    """A workflow stopped on request after a number of checkpointed segments; rerun it to resume."""
+    """A run stopped on request (a segment budget, SIGINT, SIGTERM) after saving a checkpoint; it can resume."""

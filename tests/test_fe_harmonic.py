@@ -21,7 +21,7 @@ import pytest
 import torch
 from openmm import unit
 
-from openmm_hybrid.errors import FreeEnergyError, InsufficientOverlapError, RunInterrupted
+from openmm_hybrid.errors import CheckpointError, FreeEnergyError, InsufficientOverlapError, RunInterrupted
 from openmm_hybrid.freeenergy import run_endstate
 from openmm_hybrid.freeenergy.checkpoint import SegmentBudget
 from openmm_hybrid.freeenergy.sampler import ChainState, StateSampler, thermal_energy
@@ -116,6 +116,7 @@ def test_neq_bar_recovers_exact_free_energy(tmp_path):
     for key in ("jarzynski_forward", "jarzynski_reverse"):
         assert abs(details[key]["kT"] - EXACT_KT) < 4 * details[key]["kT_error"] + 0.2
     assert len(result["works_kT"]["forward"]) == 100
+    assert result["status"] == "ok" and min(details["effective_samples"].values()) >= 20
     for name in ("results.json", "settings.yaml", "work_distributions.png", "convergence.png"):
         assert (tmp_path / name).is_file()
 
@@ -129,6 +130,10 @@ def test_mbar_recovers_exact_free_energy_on_a_nonlinear_path(tmp_path):
     assert_exact(result)
     assert (tmp_path / "overlap_matrix.png").is_file()
     assert result["details"]["min_neighbour_overlap"] > 0.03
+    effective = result["details"]["effective_samples"]                # MBAR's per-state effective samples
+    assert list(effective) == ["lambda=0", "lambda=0.25", "lambda=0.5", "lambda=0.75", "lambda=1"]
+    assert all(20 <= n <= 5 * 80 for n in effective.values())
+    assert result["status"] == "ok" and result["sampling_problems"] == []
 
 
 def test_linear_interpolation_of_energies_equals_explicit_evaluation():
@@ -176,7 +181,7 @@ def test_interrupted_run_resumes_to_the_identical_result(tmp_path, method, stops
     # a different seed is a different run: refused in the same folder
     other = copy.deepcopy(small)
     other.seed = 99
-    with pytest.raises(FreeEnergyError, match="different run.*seed"):
+    with pytest.raises(CheckpointError, match="different run.*settings.seed"):
         run_endstate(harmonic_system("linear"), START, out, other)
 
 

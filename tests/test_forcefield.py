@@ -420,3 +420,15 @@ def test_example_script_runs(tmp_path):
     assert len(rows) == 3  # header + steps 3 and 6
     assert all(np.isfinite(float(r.split(",")[1])) for r in rows[1:])
     assert (tmp_path / "trajectory.dcd").stat().st_size > 0 and (tmp_path / "final.pdb").is_file()
+
+
+def test_shipped_initialization_script_only_imports_and_registers():
+    """Loading a force-field file runs its <InitializationScript> (OpenMM's behaviour, docs/forcefield.md):
+    the shipped files' scripts hold the import they need and the parser registration, nothing else."""
+    import xml.etree.ElementTree as ET
+    from openmm_hybrid.forcefield import FORCEFIELD_FILES, forcefield_path
+    for name in FORCEFIELD_FILES:
+        scripts = ET.parse(forcefield_path(name)).getroot().findall("InitializationScript")
+        lines = [line.strip() for script in scripts for line in script.text.splitlines() if line.strip()]
+        assert lines == ["import openmm_hybrid.forcefield",
+                         "openmm_hybrid.forcefield.register_missed_elements(self, trees)"], (name, lines)

@@ -1,11 +1,14 @@
 """Potential energy by component (MM bonded, MM nonbonded, ML, ...)."""
+import math
 from typing import Optional
 
 import openmm
 from openmm import unit
 
+from .._util import openmm_errors
 from ..embeddings.emle_coupling import emle_energy_components
-from ..forces import EMLE_FORCE_NAME, for_platform, is_ml_force, plugin
+from ..errors import SimulationError
+from ..forces import EMLE_FORCE_NAME, for_platform, is_ml_force, platform_by_name, plugin
 
 _BONDED = (openmm.HarmonicBondForce, openmm.HarmonicAngleForce, openmm.PeriodicTorsionForce,
            openmm.RBTorsionForce, openmm.CMAPTorsionForce, openmm.CustomBondForce,
@@ -63,6 +66,14 @@ def energy_decomposition(system: openmm.System, positions, box_vectors=None, pla
         embedding cutoff) and ``emle_mm_coulomb`` (the MM Coulomb energy they replace):
         ``emle = lambda * (emle_static + emle_induced - emle_mm_coulomb)``, lambda being
         ``lambda_interpolate`` when present.
+
+    Raises
+    ------
+    SimulationError
+        A force's energy is not finite (the message names the forces), or a force (an ML
+        model) raised an error.
+    HybridError
+        Unknown platform (the message lists the available ones).
     """
     forces = list(system.getForces())
     if len(forces) > 32:
@@ -70,27 +81,36 @@ def energy_decomposition(system: openmm.System, positions, box_vectors=None, pla
     work = openmm.XmlSerializer.clone(system)
     for index in range(work.getNumForces()):
         work.getForce(index).setForceGroup(index)
-    platform = openmm.Platform.getPlatformByName(platform)
-    context = openmm.Context(for_platform(work, platform), openmm.VerletIntegrator(0.001), platform)
-    if box_vectors is not None:
-        context.setPeriodicBoxVectors(*box_vectors)
-    context.setPositions(positions)
-    for name, value in (parameters or {}).items():
-        context.setParameter(name, value)
-    kjmol = unit.kilojoule_per_mole
-    result = {"total": context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(kjmol)}
-    details = []
-    for index, force in enumerate(forces):
-        component = classify_force(force)
-        if component is None:
-            continue
-        energy = context.getState(getEnergy=True, groups={index}).getPotentialEnergy().value_in_unit(kjmol)
-        result[component] = result.get(component, 0.0) + energy
-        details.append({"name": force.getName(), "class": _class_name(force), "group": force.getForceGroup(),
-                        "component": component, "energy": energy})
-        if component == "emle":
-            _add_emle_components(result, force, context)
+    platform = platform_by_name(platform)
+    with openmm_errors("while evaluating the energy"):
+        context = openmm.Context(for_platform(work, platform), openmm.VerletIntegrator(0.001), platform)
+        if box_vectors is not None:
+            context.setPeriodicBoxVectors(*box_vectors)
+        context.setPositions(positions)
+        for name, value in (parameters or {}).items():
+            context.setParameter(name, value)
+        kjmol = unit.kilojoule_per_mole
+        result = {"total": context.getState(getEnergy=True).getPotentialEnergy().value_in_unit(kjmol)}
+        details, bad = [], []
+        for index, force in enumerate(forces):
+            component = classify_force(force)
+            if component is None:
+                continue
+            energy = context.getState(getEnergy=True, groups={index}).getPotentialEnergy().value_in_unit(kjmol)
+            result[component] = result.get(component, 0.0) + energy
+            details.append({"name": force.getName(), "class": _class_name(force), "group": force.getForceGroup(),
+                            "component": component, "energy": energy})
+            if not math.isfinite(energy):
+                bad.append(f"force {index} {_class_name(force)} '{force.getName()}' (group {force.getForceGroup()}): "
+                           f"{energy}")
+            if component == "emle":
+                _add_emle_components(result, force, context)
     del context
+    parts = [f"{key}: {value}" for key, value in result.items() if not math.isfinite(value)]
+    if bad or parts:
+        raise SimulationError(f"the potential energy is not finite ({result['total']} kJ/mol): "
+                              f"{'; '.join(bad or parts)}; check the structure (overlapping atoms) and the "
+                              f"parameters of these forces")
     result["forces"] = details
     return result
 

@@ -1,21 +1,32 @@
 """``openmm-hybrid embed``: MM System folder -> ML/MM System folder."""
 from pathlib import Path
 
+from .._files import output_folder
 from .._util import progress
 from ..errors import HybridError
 from ..hybrid import create_hybrid_system
 from ..mm.system_files import BuiltSystem, load_build
+from .options import add_output_arguments
 
 
 def embed_directory(input_dir, out_dir, region="resname LIG", model="ani2x", embedding="mechanical",
                     precision="single", ml_force_group=1, interpolate=False, model_index=None,
-                    embedding_options=None, mts_ready=False):
+                    embedding_options=None, mts_ready=False, overwrite=False):
     """Read a ``build`` directory, create the ML/MM System and write it to ``out_dir``.
 
     Writes ``system.xml``, ``topology.pdb``, ``state.xml`` and ``embed.json`` (``ml_atoms``,
-    ``model``, ``embedding``, ``embedding_settings``, ``force_groups``, ...).
-    ``embedding_options`` go to :func:`~openmm_hybrid.hybrid.create_hybrid_system` (EMLE settings).
+    ``model``, ``embedding``, ``embedding_settings``, ``force_groups``, ...) through
+    :func:`~openmm_hybrid._files.output_folder`: ``out_dir`` may not be ``input_dir`` and must be
+    empty unless ``overwrite``.  ``embedding_options`` go to
+    :func:`~openmm_hybrid.hybrid.create_hybrid_system` (EMLE settings).
     """
+    with output_folder(out_dir, overwrite, [input_dir], what="embed") as work:
+        return _embed(input_dir, work, out_dir, region, model, embedding, precision, ml_force_group, interpolate,
+                      model_index, embedding_options, mts_ready)
+
+
+def _embed(input_dir, work, out_dir, region, model, embedding, precision, ml_force_group, interpolate, model_index,
+           embedding_options, mts_ready):
     built = load_build(input_dir)
     if "ml_atoms" in built.info:
         raise HybridError(f"'{input_dir}' already holds an ML/MM system; embed a 'build' directory")
@@ -28,9 +39,8 @@ def embed_directory(input_dir, out_dir, region="resname LIG", model="ani2x", emb
     info = dict(built.info)
     info.update(hybrid.metadata())
     info["source"] = str(Path(input_dir).resolve())
-    out = BuiltSystem(built.topology, hybrid.system, built.positions, info, built.state).save(
-        out_dir, info_name="embed.json")
-    progress(f"wrote {out}/system.xml, topology.pdb, state.xml, embed.json "
+    BuiltSystem(built.topology, hybrid.system, built.positions, info, built.state).save(work, info_name="embed.json")
+    progress(f"wrote {out_dir}/system.xml, topology.pdb, state.xml, embed.json "
              f"({len(hybrid.ml_atoms)} ML atoms, ML force group {hybrid.force_groups['ml']}"
              + (f"; MTS-ready: fast groups {hybrid.force_groups['fast']}, slow group {hybrid.force_groups['slow']}"
                 if mts_ready else "") + ")")
@@ -48,7 +58,7 @@ def cmd_embed(args):
     embed_directory(args.input, args.out, region=args.region, model=args.model, embedding=args.embedding,
                     precision=args.precision, ml_force_group=args.ml_force_group,
                     interpolate=args.interpolate, model_index=args.model_index, embedding_options=given,
-                    mts_ready=args.mts_ready)
+                    mts_ready=args.mts_ready, overwrite=args.overwrite)
 
 
 def add_parser(subparsers) -> None:
@@ -77,5 +87,5 @@ def add_parser(subparsers) -> None:
                    help="prepare for multiple-time-step runs ('run --mts N'): MM force groups (fast) carry the full "
                         "MM Hamiltonian incl. the region's own MM terms; --ml-force-group becomes the slow group "
                         "(ML minus the region's internal MM energy); the total energy is unchanged")
-    p.add_argument("--out", required=True)
+    add_output_arguments(p, "output folder (not the --input folder; refused if not empty, unless --overwrite)")
     p.set_defaults(func=cmd_embed)

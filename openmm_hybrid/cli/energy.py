@@ -1,4 +1,5 @@
-"""``openmm-hybrid energy``: the potential energy of a System folder and its parts, as JSON."""
+"""``openmm-hybrid energy``: the potential energy of a System folder and its parts, as JSON (always valid:
+a non-finite energy is an error naming the force)."""
 import json
 
 from ..analysis.energy import energy_decomposition
@@ -12,7 +13,8 @@ def cmd_energy(args):
                                   if built.system.usesPeriodicBoundaryConditions() else None,
                                   platform=args.platform or "CPU")
     result = {"units": "kJ/mol", **result}
-    print(json.dumps(result, indent=2))
+    # energy_decomposition refuses non-finite energies, so this is always valid JSON
+    print(json.dumps(result, indent=2, allow_nan=False))
     return result
 
 

@@ -2,18 +2,16 @@
 
 Settings come from ``--settings FILE`` (YAML or JSON, any subset of the keys), then
 ``--set KEY=VALUE`` overrides, then the explicit options below.  Rerunning a command with
-the same ``--out`` resumes an interrupted run.
+the same ``--out`` resumes an interrupted run (one of other settings or input is refused;
+``--overwrite`` starts afresh).
 """
-from .._util import progress
-from ..errors import RunInterrupted
 from ..freeenergy.binding import run_binding_correction
 from ..freeenergy.checkpoint import SegmentBudget
 from ..freeenergy.endstate import run_endstate_directory
 from ..freeenergy.hydration import run_hydration
 from ..freeenergy.report import report
 from ..freeenergy.settings import BindingSettings, EndstateSettings, HydrationSettings, load_settings
-
-EXIT_INTERRUPTED = 3
+from .options import add_output_arguments, add_platform_argument, interruptible
 
 
 def _settings(cls, args, explicit: dict):
@@ -26,27 +24,16 @@ def _budget(args):
     return SegmentBudget(args.stop_after_segments)
 
 
-def _run(function):
-    """Turn a requested stop into exit status 3 with a message saying how to resume."""
-    def wrapper(args):
-        try:
-            return function(args)
-        except RunInterrupted as exc:
-            progress(f"interrupted: {exc}")
-            raise SystemExit(EXIT_INTERRUPTED)
-    return wrapper
-
-
-@_run
+@interruptible
 def cmd_endstate(args):
     settings = _settings(EndstateSettings, args, {"method": args.method, "seed": args.seed,
                                                   "simulation.platform": args.platform})
-    result = run_endstate_directory(args.input, args.out, settings, _budget(args))
-    _print_estimate("dF(MM -> ML/MM)", result["estimate"])
+    result = run_endstate_directory(args.input, args.out, settings, _budget(args), overwrite=args.overwrite)
+    _print_estimate("dF(MM -> ML/MM)", result["estimate"], result["status"])
     return result
 
 
-@_run
+@interruptible
 def cmd_hydration(args):
     explicit = {"correction.method": args.method, "seed": args.seed, "simulation.platform": args.platform,
                 "correction.simulation.platform": args.platform, "ml.model": args.model,
@@ -55,22 +42,22 @@ def cmd_hydration(args):
         explicit = {k: v for k, v in explicit.items() if not k.startswith("ml.")}
         explicit["ml"] = "null"
     settings = _settings(HydrationSettings, args, explicit)
-    result = run_hydration(args.ligand, args.out, settings, _budget(args))
-    _print_estimate("dG_hyd(MM)", result["estimate"]["mm"])
+    result = run_hydration(args.ligand, args.out, settings, _budget(args), overwrite=args.overwrite)
+    _print_estimate("dG_hyd(MM)", result["estimate"]["mm"], result["status"])
     if "ml_mm" in result["estimate"]:
-        _print_estimate("dG_hyd(ML/MM)", result["estimate"]["ml_mm"])
+        _print_estimate("dG_hyd(ML/MM)", result["estimate"]["ml_mm"], result["status"])
     return result
 
 
-@_run
+@interruptible
 def cmd_binding(args):
     settings = _settings(BindingSettings, args, {"method": args.method, "seed": args.seed,
                                                  "simulation.platform": args.platform})
     result = run_binding_correction(args.complex, args.solvent, args.out, settings, args.mm_dg, args.mm_dg_error,
-                                    _budget(args))
-    _print_estimate("ddG_corr", result["estimate"])
+                                    _budget(args), overwrite=args.overwrite)
+    _print_estimate("ddG_corr", result["estimate"], result["status"])
     if "ml_mm_binding" in result:
-        _print_estimate("dG_bind(ML/MM)", result["ml_mm_binding"])
+        _print_estimate("dG_bind(ML/MM)", result["ml_mm_binding"], result["status"])
     return result
 
 
@@ -80,9 +67,10 @@ def cmd_report(args):
     return text
 
 
-def _print_estimate(label, estimate):
+def _print_estimate(label, estimate, status):
+    note = "" if status == "ok" else f"  [status {status}: the uncertainty is not reliable, see results.json]"
     print(f"{label} = {estimate['kcal_per_mol']:.3f} +- {estimate['kcal_per_mol_error']:.3f} kcal/mol "
-          f"({estimate['kT']:.3f} +- {estimate['kT_error']:.3f} kT)")
+          f"({estimate['kT']:.3f} +- {estimate['kT_error']:.3f} kT){note}")
 
 
 def _common(p, method=True):
@@ -93,10 +81,11 @@ def _common(p, method=True):
         p.add_argument("--method", choices=["neq", "mbar"], default=None,
                        help="end-state method: nonequilibrium switching + BAR, or MBAR windows")
     p.add_argument("--seed", type=int, default=None, help="master random seed (default: drawn and recorded)")
-    p.add_argument("--platform", default=None, help="OpenMM platform (default: the fastest available)")
+    add_platform_argument(p)
     p.add_argument("--stop-after-segments", type=int, default=None, metavar="N",
                    help="stop after N checkpointed segments (exit status 3); the same command resumes")
-    p.add_argument("--out", required=True, help="output folder (an unfinished run there resumes)")
+    add_output_arguments(p, "output folder (an unfinished run of the same command there resumes; --overwrite "
+                            "starts afresh)")
 
 
 def add_parser(subparsers) -> None:

@@ -4,52 +4,66 @@ from pathlib import Path
 
 from openmm import unit
 
+from .._files import output_folder
 from .._util import progress
 from ..dynamics.simulation import run_simulation
-from ..errors import HybridError
+from ..errors import HybridError, RunInterrupted, SimulationError
 from ..hybrid.mts import mts_force_groups
 from ..mm.system_files import load_build
 from .build import cmd_build
 from .embed import embed_directory
-from .options import add_platform_argument
+from .options import add_output_arguments, add_platform_argument, interruptible
 
 EXAMPLE_DIR = Path(__file__).resolve().parents[2] / "examples" / "t4-lysozyme"
 
 
+@interruptible
 def cmd_run(args):
     out = Path(args.out)
-    input_dir = args.input
-    if input_dir is None:
-        if not EXAMPLE_DIR.is_dir():
-            raise HybridError(f"the bundled example is not at {EXAMPLE_DIR}; install from a source checkout "
-                              f"(pip install -e .) or pass --input")
-        progress(f"no --input: running the bundled example (T4 lysozyme L99A + p-xylene) in {out}")
-        build_args = argparse.Namespace(protein=str(EXAMPLE_DIR / "receptor.pdb"),
-                                        ligand=str(EXAMPLE_DIR / "p-xylene.sdf"), ligand_resname="LIG",
-                                        solvent="explicit", padding=args.example_padding, ionic_strength=0.15,
-                                        ph=7.0, ligand_ff="gaff2", water_model="tip3p", hmr=None,
-                                        box_shape="dodecahedron",
-                                        out=str(out / "build"))
-        cmd_build(build_args)
-        embed_directory(out / "build", out / "embed", region="resname LIG", model="ani2x",
-                        mts_ready=args.mts is not None)
-        input_dir = out / "embed"
-    built = load_build(input_dir)
-    if "ml_atoms" not in built.info:
-        progress(f"note: '{input_dir}' holds a pure MM system (no embed.json); running it as is")
-    force_groups = None
-    if args.mts is not None:
-        force_groups = mts_force_groups(built.info)
-    box = built.state.getPeriodicBoxVectors() if built.system.usesPeriodicBoundaryConditions() else None
-    result = run_simulation(built.system, built.topology, built.positions, out, steps=args.steps,
-                            timestep=args.timestep * unit.femtosecond, temperature=args.temperature * unit.kelvin,
-                            platform=args.platform, minimize=not args.no_minimize,
-                            minimize_iterations=args.minimize_iterations,
-                            report_interval=args.report_interval, box_vectors=box, seed=args.seed,
-                            mts_substeps=args.mts, force_groups=force_groups)
-    print(f"{result['ns_per_day']:.4f} ns/day ({result['ms_per_step']:.2f} ms/step on {result['platform']}); "
-          f"output in {out}")
+    with output_folder(out, args.overwrite, [args.input], what="run", keep_on=(RunInterrupted, SimulationError),
+                       resume=args.resume) as work:
+        input_dir = args.input if args.input is not None else _bundled_example(args, out, work)
+        built = load_build(input_dir)
+        if "ml_atoms" not in built.info:
+            progress(f"note: '{input_dir}' holds a pure MM system (no embed.json); running it as is")
+        force_groups = None
+        if args.mts is not None:
+            force_groups = mts_force_groups(built.info)
+        box = built.state.getPeriodicBoxVectors() if built.system.usesPeriodicBoundaryConditions() else None
+        try:
+            result = run_simulation(built.system, built.topology, built.positions, work, steps=args.steps,
+                                    timestep=args.timestep * unit.femtosecond,
+                                    temperature=args.temperature * unit.kelvin, platform=args.platform,
+                                    minimize=not args.no_minimize, minimize_iterations=args.minimize_iterations,
+                                    report_interval=args.report_interval, box_vectors=box, seed=args.seed,
+                                    mts_substeps=args.mts, force_groups=force_groups,
+                                    checkpoint_interval=args.checkpoint_interval, resume=args.resume)
+        except SimulationError as exc:
+            raise SimulationError(f"{exc}\nThe log and trajectory up to the stop are in '{work}' (a later run "
+                                  f"into --out {out} needs --overwrite to discard them)") from exc
+    speed = f"{result['ns_per_day']:.4f} ns/day ({result['ms_per_step']:.2f} ms/step on {result['platform']})" \
+        if result.get("ns_per_day") else f"on {result['platform']}"
+    print(f"{speed}; output in {out}")
     return result
+
+
+def _bundled_example(args, out: Path, work: Path) -> Path:
+    """Build and embed the bundled example into ``work`` (reused when resuming); returns the embed folder."""
+    if args.resume and (work / "embed" / "embed.json").is_file():
+        return work / "embed"
+    if not EXAMPLE_DIR.is_dir():
+        raise HybridError(f"the bundled example is not at {EXAMPLE_DIR}; install from a source checkout "
+                          f"(pip install -e .) or pass --input")
+    progress(f"no --input: running the bundled example (T4 lysozyme L99A + p-xylene) in {out}")
+    build_args = argparse.Namespace(protein=str(EXAMPLE_DIR / "receptor.pdb"),
+                                    ligand=str(EXAMPLE_DIR / "p-xylene.sdf"), ligand_resname="LIG",
+                                    solvent="explicit", padding=args.example_padding, ionic_strength=0.15,
+                                    ph=7.0, ligand_ff="gaff2", water_model="tip3p", hmr=None,
+                                    box_shape="dodecahedron", out=str(work / "build"), overwrite=True)
+    cmd_build(build_args)
+    embed_directory(work / "build", work / "embed", region="resname LIG", model="ani2x",
+                    mts_ready=args.mts is not None, overwrite=True)
+    return work / "embed"
 
 
 def add_parser(subparsers) -> None:
@@ -69,7 +83,13 @@ def add_parser(subparsers) -> None:
     p.add_argument("--minimize-iterations", type=int, default=200,
                    help="L-BFGS iterations at most (default 200; 0: to convergence, slow for solvated systems)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-interval", type=int, default=None, metavar="N",
+                   help="save a checkpoint every N steps (default: every --report-interval); Ctrl-C or SIGTERM "
+                        "saves one and stops")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a run into the same --out that was stopped (Ctrl-C, SIGTERM, a crash) from its "
+                        "last checkpoint; the other options must be those of the stopped run")
     p.add_argument("--example-padding", type=float, default=1.0, help=argparse.SUPPRESS)
     add_platform_argument(p)
-    p.add_argument("--out", required=True)
+    add_output_arguments(p, "output folder (refused if not empty, unless --overwrite)")
     p.set_defaults(func=cmd_run)

@@ -101,3 +101,25 @@ def default_platform():
     """The platform OpenMM would pick for a new Context: the fastest one registered."""
     platforms = [openmm.Platform.getPlatform(i) for i in range(openmm.Platform.getNumPlatforms())]
     return max(platforms, key=lambda p: p.getSpeed())
+
+
+def available_platforms() -> list:
+    """Names of the OpenMM platforms registered in this process."""
+    return [openmm.Platform.getPlatform(i).getName() for i in range(openmm.Platform.getNumPlatforms())]
+
+
+def platform_by_name(name=None):
+    """The OpenMM platform called ``name`` (``None``: :func:`default_platform`).
+
+    Raises
+    ------
+    HybridError
+        For an unknown or unavailable name, listing the available platforms.
+    """
+    if name is None:
+        return default_platform()
+    try:
+        return openmm.Platform.getPlatformByName(str(name))
+    except openmm.OpenMMException:
+        raise HybridError(f"OpenMM platform {name!r} is not available here; available: "
+                          f"{', '.join(available_platforms())}") from None

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import openmm
 
+from .._files import write_text_atomic
 from . import plugin
 from .module_force import ML_FORCE_NAME
 
 
 def save_system(system: openmm.System, path) -> None:
-    """Write ``system`` as OpenMM XML (``XmlSerializer.serialize``)."""
-    Path(path).write_text(openmm.XmlSerializer.serialize(system))
+    """Write ``system`` as OpenMM XML (``XmlSerializer.serialize``), atomically (a failed write keeps the old file)."""
+    write_text_atomic(path, openmm.XmlSerializer.serialize(system))
 
 
 def load_system(path_or_xml) -> openmm.System:

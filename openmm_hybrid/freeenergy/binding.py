@@ -13,9 +13,10 @@ from typing import Optional
 
 from .._util import progress
 from ..errors import FreeEnergyError
-from .checkpoint import SegmentBudget, derived_seed
-from .endstate import RESULTS, SETTINGS, prepare_settings, run_endstate_directory, write_json
+from .checkpoint import SegmentBudget, derived_seed, run_folder
+from .endstate import SETTINGS, prepare_settings, run_endstate_directory
 from .estimators import FreeEnergy
+from .outcome import RESULTS, combined_status, write_json
 from .settings import BindingSettings, to_dict, write_settings
 
 PHASES = ("complex", "solvent")
@@ -33,7 +34,7 @@ def _ligand_elements(directory) -> Optional[dict]:
 
 def run_binding_correction(complex_dir, solvent_dir, out_dir, settings: Optional[BindingSettings] = None,
                            mm_binding_kcal: Optional[float] = None, mm_binding_error_kcal: float = 0.0,
-                           budget: Optional[SegmentBudget] = None) -> dict:
+                           budget: Optional[SegmentBudget] = None, overwrite: bool = False) -> dict:
     """ML/MM correction to a binding free energy from two ``embed --interpolate`` folders.
 
     Parameters
@@ -49,15 +50,22 @@ def run_binding_correction(complex_dir, solvent_dir, out_dir, settings: Optional
     mm_binding_kcal, mm_binding_error_kcal : float, optional
         An MM binding free energy (kcal/mol) to which the correction is added in the results.
     budget : SegmentBudget, optional
+    overwrite : bool
+        Empty ``out_dir`` first and start afresh.
 
     Returns
     -------
     dict
         ``results.json``: ``estimate`` (ddG_corr), ``corrections`` per phase and, if an MM
-        value was given, ``ml_mm_binding``.
+        value was given, ``ml_mm_binding``; ``status``, the worse of the two phases'.
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with run_folder(out_dir, overwrite, [complex_dir, solvent_dir], what="binding-correction") as out:
+        return _run_binding_correction(complex_dir, solvent_dir, out, settings, mm_binding_kcal,
+                                       mm_binding_error_kcal, budget)
+
+
+def _run_binding_correction(complex_dir, solvent_dir, out: Path, settings, mm_binding_kcal, mm_binding_error_kcal,
+                            budget) -> dict:
     settings = prepare_settings(settings, out, BindingSettings)
     regions = {phase: _ligand_elements(d) for phase, d in zip(PHASES, (complex_dir, solvent_dir))}
     if all(regions.values()):
@@ -76,17 +84,18 @@ def run_binding_correction(complex_dir, solvent_dir, out_dir, settings: Optional
                                    label=f"ML/MM correction in the {phase}")
         corrections[phase] = FreeEnergy.from_dict(r["estimate"])
         phase_results[phase] = {"estimate": r["estimate"], "input": str(Path(directory).resolve()),
-                                "method": r["method"],
+                                "method": r["method"], "status": r["status"],
                                 "overlap": r["details"].get("overlap", r["details"].get("min_neighbour_overlap"))}
     ddg = corrections["complex"] - corrections["solvent"]
     results = {"workflow": "binding-correction",
                "quantity": "ddG_corr = dF_corr(complex) - dF_corr(solvent), to add to an MM binding free energy",
                "estimate": ddg.to_dict(), "corrections": phase_results, "seed": settings.seed,
-               "settings": to_dict(settings), "status": "ok"}
+               "settings": to_dict(settings),
+               "status": combined_status(r["status"] for r in phase_results.values())}
     if mm_binding_kcal is not None:
         mm = FreeEnergy(mm_binding_kcal / ddg.kT_kcal, mm_binding_error_kcal / ddg.kT_kcal, ddg.temperature_K)
         results["mm_binding"] = mm.to_dict()
         results["ml_mm_binding"] = (mm + ddg).to_dict()
     write_json(out / RESULTS, results)
-    progress(f"binding correction: ddG = {ddg}; results in {out / RESULTS}")
+    progress(f"binding correction: ddG = {ddg} (status {results['status']}); results in {out / RESULTS}")
     return results

@@ -7,26 +7,40 @@ never by when the run was stopped.  After each segment the checkpoint directory 
 - ``<stage>.samples.<segment>.npz``: configurations the segment produced for later stages,
 - ``<stage>.state.<segment>.npz``: the chain's full state at the end of the segment,
 - ``progress.json``: per stage, the number of finished segments and their records (works,
-  reduced potentials), written last and atomically (a rename), so a run killed at any
-  moment resumes from the last complete segment.
+  reduced potentials), and the SHA-256 of every file above, written last and atomically (a
+  rename), so a run killed at any moment resumes from the last complete segment, and a file
+  that is missing or damaged is reported by name instead of being used.
+
+The run's *fingerprint* (what determines its result: the System with every force's parameters
+and the ML modules' content, the starting coordinates, the settings with the seed, the
+platform) is stored there too; a folder holding another run is refused, naming what differs.
+:func:`run_folder` holds an advisory lock on the output folder for the whole run, so a second
+process writing the same folder is refused, and prepares the folder (refusing one that holds
+something else, or emptying it with ``overwrite``).
 
 Every segment's integrator seed derives from the master seed, the stage and the segment
 index (:func:`segment_seed`), and each segment starts from a saved state after
 ``Context.reinitialize`` (see :mod:`.sampler`), so a resumed run repeats the uninterrupted
 one exactly on a deterministic platform.
 """
+import contextlib
 import json
-import os
+import shutil
 import zlib
 from pathlib import Path
-from typing import List, Optional
+from typing import Iterable, Iterator, List, Optional
 
 import numpy as np
 
-from ..errors import FreeEnergyError, RunInterrupted
+from .._files import FolderLock, check_output_folder, file_sha256, write_text_atomic
+from ..errors import CheckpointError, FreeEnergyError, RunInterrupted
+from ..forces.fingerprint import fingerprint_differences
 from .sampler import ChainState, load_states, save_states
 
 PROGRESS = "progress.json"
+#: Files that mark a folder as a free-energy run folder (which a rerun resumes).
+RUN_FOLDER_MARKERS = ("settings.yaml", "checkpoint", "results.json")
+RESTART = "rerun with --overwrite to start afresh (Python: overwrite=True), or use a new output folder"
 
 
 def segment_seed(master_seed: int, stage: str, segment: int) -> int:
@@ -55,6 +69,35 @@ class SegmentBudget:
                                  f"again to resume from the checkpoint")
 
 
+@contextlib.contextmanager
+def run_folder(out, overwrite: bool = False, inputs: Iterable = (), what: str = "free-energy") -> Iterator[Path]:
+    """Lock ``out`` (:class:`~openmm_hybrid._files.FolderLock`) for a free-energy run and prepare it.
+
+    ``out`` may not be a file, nor one of the ``inputs`` (or contain one).  A non-empty folder
+    that is not a free-energy run folder (no ``settings.yaml``, ``checkpoint/`` or
+    ``results.json``) is refused unless ``overwrite``; with ``overwrite`` the folder is emptied
+    first, so the run starts afresh.  A run folder is kept as it is: the run resumes there (its
+    checkpoint refuses another run's).
+
+    Raises
+    ------
+    OutputFolderError, FolderInUseError
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out, what=f"the {what} folder"):
+        is_run_folder = out.is_dir() and any((out / marker).exists() for marker in RUN_FOLDER_MARKERS)
+        check_output_folder(out, overwrite or is_run_folder, inputs, what)
+        if overwrite and out.is_dir():
+            for entry in out.iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+        out.mkdir(parents=True, exist_ok=True)
+        yield out
+
+
 class Checkpoint:
     """Progress of one run in ``directory``.
 
@@ -65,6 +108,11 @@ class Checkpoint:
         What the run computes (resolved settings, input, ...); a directory holding a
         run with another fingerprint is refused, so a resume never mixes two runs.
     budget : SegmentBudget, optional
+
+    Raises
+    ------
+    CheckpointError
+        A checkpoint of another run (naming what differs), or a damaged ``progress.json``.
     """
 
     def __init__(self, directory, fingerprint: dict, budget: Optional[SegmentBudget] = None):
@@ -74,18 +122,37 @@ class Checkpoint:
         fingerprint = json.loads(json.dumps(fingerprint))
         path = self.directory / PROGRESS
         if path.is_file():
-            data = json.loads(path.read_text())
+            try:
+                data = json.loads(path.read_text())
+                if not isinstance(data, dict) or not isinstance(data.get("stages"), dict):
+                    raise ValueError("not a checkpoint progress file")
+            except (OSError, ValueError) as exc:
+                raise CheckpointError(f"checkpoint file '{path}' is damaged ({exc}); the run cannot resume: "
+                                      f"{RESTART}") from exc
             if data.get("fingerprint") != fingerprint:
-                differences = _differences(data.get("fingerprint", {}), fingerprint)
-                raise FreeEnergyError(
+                differences = fingerprint_differences(data.get("fingerprint", {}), fingerprint)
+                raise CheckpointError(
                     f"'{self.directory}' holds a checkpoint of a different run (differs in: "
-                    f"{', '.join(differences[:6]) or 'format'}); resume with the same input and settings, "
-                    f"or use a new output folder")
+                    f"{', '.join(differences[:6]) or 'format'}); resume with the same input, settings and "
+                    f"platform, or {RESTART}")
             self.data = data
         else:
-            self.data = {"fingerprint": fingerprint, "stages": {}}
+            self.data = {"fingerprint": fingerprint, "stages": {}, "files": {}}
             self._write()  # so that a later run with another fingerprint is refused
+        self.data.setdefault("files", {})
         self.resumed = any(s["segments"] for s in self.data["stages"].values())
+
+    def _verified(self, name: str) -> Path:
+        """The path of checkpoint file ``name`` after checking it against its recorded checksum."""
+        path = self.directory / name
+        if not path.is_file():
+            raise CheckpointError(f"checkpoint file '{path}' is missing (listed in '{self.directory / PROGRESS}'); "
+                                  f"the run cannot resume: {RESTART}")
+        expected = self.data["files"].get(name)
+        if expected is not None and file_sha256(path) != expected:
+            raise CheckpointError(f"checkpoint file '{path}' is damaged (checksum mismatch); the run cannot resume: "
+                                  f"{RESTART}")
+        return path
 
     def segments_done(self, stage: str) -> int:
         return self.data["stages"].get(stage, {}).get("segments", 0)
@@ -101,15 +168,13 @@ class Checkpoint:
         n = self.segments_done(stage)
         if n == 0:
             raise FreeEnergyError(f"checkpoint: stage {stage!r} has no finished segment")
-        return ChainState.load(self.directory / f"{stage}.state.{n - 1}.npz")
+        return ChainState.load(self._verified(f"{stage}.state.{n - 1}.npz"))
 
     def samples(self, stage: str) -> List[ChainState]:
         """All configurations saved by the stage's segments, in order."""
         out = []
-        for segment in range(self.segments_done(stage)):
-            path = self.directory / f"{stage}.samples.{segment}.npz"
-            if path.is_file():
-                out.extend(load_states(path))
+        for name in self.data["stages"].get(stage, {}).get("sample_files", []):
+            out.extend(load_states(self._verified(name)))
         return out
 
     def save_segment(self, stage: str, records: list = (), state: Optional[ChainState] = None,
@@ -118,23 +183,27 @@ class Checkpoint:
         entry = self.data["stages"].setdefault(stage, {"segments": 0, "records": [], "complete": False})
         segment = entry["segments"]
         if samples:
-            save_states(samples, self.directory / f"{stage}.samples.{segment}.npz")
+            name = f"{stage}.samples.{segment}.npz"
+            save_states(samples, self.directory / name)
+            self.data["files"][name] = file_sha256(self.directory / name)
+            entry.setdefault("sample_files", []).append(name)
         if state is not None:
-            state.save(self.directory / f"{stage}.state.{segment}.npz")
+            name = f"{stage}.state.{segment}.npz"
+            state.save(self.directory / name)
+            self.data["files"][name] = file_sha256(self.directory / name)
         entry["segments"] = segment + 1
         entry["records"].extend(_plain(r) for r in records)
         entry["complete"] = bool(complete)
+        previous = f"{stage}.state.{segment - 1}.npz"
+        if state is not None:
+            self.data["files"].pop(previous, None)
         self._write()
-        previous = self.directory / f"{stage}.state.{segment - 1}.npz"
-        if state is not None and previous.is_file():
-            previous.unlink()  # the chain resumes from the newest state only
+        if state is not None:
+            (self.directory / previous).unlink(missing_ok=True)  # the chain resumes from the newest state only
         self.budget.spend()
 
     def _write(self) -> None:
-        path = self.directory / PROGRESS
-        temporary = path.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(self.data))
-        os.replace(temporary, path)
+        write_text_atomic(self.directory / PROGRESS, json.dumps(self.data))
 
 
 def _plain(value):
@@ -145,12 +214,3 @@ def _plain(value):
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-def _differences(old, new, prefix="") -> list:
-    if isinstance(old, dict) and isinstance(new, dict):
-        out = []
-        for key in sorted(set(old) | set(new)):
-            out.extend(_differences(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return [] if old == new else [prefix or "value"]

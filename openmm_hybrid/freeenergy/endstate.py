@@ -14,7 +14,6 @@ thermodynamic cycle (hydration: solvent minus vacuum; binding: complex minus sol
 """
 import copy
 import hashlib
-import json
 import time
 from pathlib import Path
 from typing import Optional
@@ -23,18 +22,19 @@ import numpy as np
 import openmm
 from openmm import unit
 
-from .._util import progress
+from .._util import openmm_errors, progress
 from ..errors import FreeEnergyError, InsufficientOverlapError
 from ..embeddings.interpolation import INTERPOLATION_PARAMETER
+from ..forces.fingerprint import system_fingerprint
 from ..mm.system_files import load_build
 from . import plots
-from .checkpoint import Checkpoint, SegmentBudget, segment_seed
-from .estimators import jsonable, mbar_analysis, neq_analysis
+from .checkpoint import Checkpoint, SegmentBudget, run_folder, segment_seed
+from .estimators import neq_analysis
+from .outcome import analyse_windows, record_estimate
 from .protocols import run_switching, run_windows
-from .sampler import ChainState, StateSampler, system_global_parameters
+from .sampler import ChainState, StateSampler, select_platform, system_global_parameters
 from .settings import EndstateSettings, resolve_seed, to_dict, validate, write_settings
 
-RESULTS = "results.json"
 SETTINGS = "settings.yaml"
 
 
@@ -74,12 +74,19 @@ def box_nm(system: openmm.System, box_vectors=None) -> Optional[np.ndarray]:
 
 
 def input_fingerprint(system: openmm.System, positions: np.ndarray, box: Optional[np.ndarray]) -> dict:
-    """What identifies the input of a run: particle count, forces, starting coordinates."""
+    """What identifies the input of a run: the System (every force's parameters, ML modules by
+    content: :func:`~openmm_hybrid.forces.fingerprint.system_fingerprint`) and the starting
+    coordinates and box."""
     digest = hashlib.sha256(np.ascontiguousarray(positions).tobytes())
     if box is not None:
         digest.update(np.ascontiguousarray(box).tobytes())
-    forces = [f"{type(f).__name__}:{f.getName()}" for f in system.getForces()]
-    return {"n_particles": system.getNumParticles(), "forces": forces, "coordinates_sha256": digest.hexdigest()}
+    return {"system": system_fingerprint(system), "coordinates_sha256": digest.hexdigest()}
+
+
+def platform_fingerprint(simulation) -> dict:
+    """The platform a run's settings select (``platform: null`` resolved) and its properties."""
+    platform, properties = select_platform(simulation.platform, simulation.deterministic)
+    return {"name": platform.getName(), "properties": dict(properties)}
 
 
 def prepare_settings(settings, out_dir, cls=EndstateSettings):
@@ -94,13 +101,9 @@ def prepare_settings(settings, out_dir, cls=EndstateSettings):
     return resolve_seed(settings)
 
 
-def write_json(path, data) -> None:
-    Path(path).write_text(json.dumps(data, indent=2, allow_nan=True) + "\n")
-
-
 def run_endstate(system: openmm.System, positions, out_dir, settings: Optional[EndstateSettings] = None,
                  box_vectors=None, metadata: Optional[dict] = None, budget: Optional[SegmentBudget] = None,
-                 label: str = "end-state correction") -> dict:
+                 label: str = "end-state correction", overwrite: bool = False, inputs=()) -> dict:
     """Free energy of switching ``lambda_interpolate`` from 0 (MM) to 1 (ML/MM).
 
     Parameters
@@ -111,7 +114,9 @@ def run_endstate(system: openmm.System, positions, out_dir, settings: Optional[E
         Starting configuration (nm).
     out_dir : str or Path
         Output folder: ``results.json``, ``settings.yaml``, plots and ``checkpoint/``.  If it
-        holds an unfinished run with the same input and settings, that run resumes.
+        holds an unfinished run with the same input, settings and platform, that run resumes;
+        a run of anything else is refused naming what differs.  The folder is locked while
+        the run lasts (a second process is refused).
     settings : EndstateSettings, optional
     box_vectors : Quantity or array (3, 3), optional
         Periodic box (nm) of the starting configuration.
@@ -119,37 +124,52 @@ def run_endstate(system: openmm.System, positions, out_dir, settings: Optional[E
         ``embed.json`` contents, recorded in the results (and checked for a charged region).
     budget : SegmentBudget, optional
         Stop (resumably) after a number of segments.
+    label : str
+        How progress messages name the run.
+    overwrite : bool
+        Empty ``out_dir`` first and start afresh (otherwise a non-empty folder that holds no
+        free-energy run is refused).
+    inputs : sequence of paths
+        Input folders, which ``out_dir`` may not be or contain.
 
     Returns
     -------
     dict
         The contents of ``results.json``; ``estimate`` holds F(ML/MM) - F(MM) in kT,
-        kcal/mol and kJ/mol with its uncertainty.
+        kcal/mol and kJ/mol with its uncertainty, ``status`` is ``ok`` or
+        ``insufficient_sampling`` (:mod:`.outcome`).
 
     Raises
     ------
     FreeEnergyError
         No ``lambda_interpolate``, charged region with a neutral-only model, bad settings.
+    CheckpointError
+        The folder holds another run's checkpoint, or a damaged one.
+    SimulationError
+        A blow-up, or a force (an ML model) raising an error during the run.
     InsufficientOverlapError
         Forward/reverse works or neighbouring windows barely overlap (results are written first).
     """
     check_interpolating_system(system)
     check_region_charge(metadata)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with run_folder(out_dir, overwrite, inputs, what="end-state correction") as out, openmm_errors(f"in the {label}"):
+        return _run_endstate(system, positions, out, settings, box_vectors, metadata, budget, label)
+
+
+def _run_endstate(system, positions, out: Path, settings, box_vectors, metadata, budget, label) -> dict:
     settings = prepare_settings(settings, out)
     positions = positions_nm(positions)
     if positions.shape != (system.getNumParticles(), 3):
         raise FreeEnergyError(f"{len(positions)} positions for a System of {system.getNumParticles()} particles")
     box = box_nm(system, box_vectors)
-    fingerprint = {"workflow": "endstate", "settings": to_dict(settings),
+    sim = settings.simulation
+    fingerprint = {"workflow": "endstate", "settings": to_dict(settings), "platform": platform_fingerprint(sim),
                    "input": input_fingerprint(system, positions, box)}
     checkpoint = Checkpoint(out / "checkpoint", fingerprint, budget)
     write_settings(settings, out / SETTINGS)
     if checkpoint.resumed:
         progress(f"{label}: resuming the run in {out}")
     t0 = time.perf_counter()
-    sim = settings.simulation
     sampler = StateSampler(system, [INTERPOLATION_PARAMETER], sim)
     start = ChainState(positions, None, box)
     # decide once, at the input configuration, how energies at other lambdas are evaluated
@@ -186,39 +206,23 @@ def run_endstate(system: openmm.System, positions, out_dir, settings: Optional[E
         names = [f"lambda={x:g}" for x in lambdas]
         windows = run_windows(sampler, states, settings.mbar, checkpoint, settings.seed, start, minimize,
                               label=f"{label}: MBAR windows", names=names)
-        try:
-            analysis = mbar_analysis(windows, sim.temperature_K, settings.mbar.decorrelate, settings.min_overlap,
-                                     names)
-        except InsufficientOverlapError as exc:
-            analysis, error = exc.analysis, exc
+        analysis, error = analyse_windows(windows, sim.temperature_K, settings.mbar.decorrelate,
+                                          settings.min_overlap, names, out, label)
         results["lambdas"] = list(lambdas)
-        plots.plot_overlap_matrix(analysis["overlap_matrix"], out / "overlap_matrix.png", names,
-                                  f"{label}: MBAR overlap")
-    plots.plot_convergence(analysis["convergence"], out / "convergence.png", f"{label}: convergence")
-    details = jsonable(analysis)
-    results["estimate"] = details.pop("estimate")
-    results["details"] = details
-    results["status"] = "insufficient_overlap" if error else "ok"
-    if error:
-        results["error"] = str(error)
-    results["steps_this_process"] = sampler.step_count
-    results["wall_seconds_this_process"] = time.perf_counter() - t0
     results["resumed"] = checkpoint.resumed
-    write_json(out / RESULTS, results)
-    if error:
-        raise error
-    for warning in analysis.get("warnings", []):
-        progress(f"{label}: warning: {warning}")
-    progress(f"{label}: dF(MM -> ML/MM) = {analysis['estimate']}; results in {out / RESULTS}")
-    return results
+    return record_estimate(results, analysis, error, out, f"{label}: dF(MM -> ML/MM)",
+                           settings.min_effective_samples, sampler.step_count, t0)
 
 
 def run_endstate_directory(input_dir, out_dir, settings: Optional[EndstateSettings] = None,
-                           budget: Optional[SegmentBudget] = None, label: str = "end-state correction") -> dict:
-    """:func:`run_endstate` on a folder written by ``openmm-hybrid embed --interpolate``."""
+                           budget: Optional[SegmentBudget] = None, label: str = "end-state correction",
+                           overwrite: bool = False) -> dict:
+    """:func:`run_endstate` on a folder written by ``openmm-hybrid embed --interpolate`` (which
+    ``out_dir`` may not be)."""
     built = load_build(input_dir)
     check_interpolating_system(built.system, f"the system in '{input_dir}'")
     box = built.state.getPeriodicBoxVectors() if built.system.usesPeriodicBoundaryConditions() else None
     metadata = dict(built.info)
     metadata.setdefault("source", str(Path(input_dir).resolve()))
-    return run_endstate(built.system, built.positions, out_dir, settings, box, metadata, budget, label)
+    return run_endstate(built.system, built.positions, out_dir, settings, box, metadata, budget, label,
+                        overwrite=overwrite, inputs=[input_dir])

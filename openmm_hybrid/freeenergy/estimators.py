@@ -9,6 +9,9 @@ estimate with its uncertainty and converts to kcal/mol and kJ/mol at its tempera
 - Equilibrium windows: MBAR, its overlap matrix, and samples decorrelated by the
   statistical inefficiency of each window's energy differences.
 - Forward/backward convergence: the estimate from the first and the last fraction of the data.
+- Effective sample counts and :func:`sampling_problems`: whether an estimate rests on enough
+  independent samples, and whether its two halves agree, for the ``insufficient_sampling``
+  status.
 """
 import logging
 import math
@@ -24,6 +27,9 @@ from .sampler import KJ_PER_KCAL, thermal_energy
 logging.getLogger("pymbar").setLevel(logging.ERROR)  # import-time notes (JAX absent, timeseries caveat)
 
 CONVERGENCE_FRACTIONS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+#: The first and second halves of the data may differ by at most this many combined sigmas
+#: (a correct run exceeds 4 sigma with probability 6e-5).
+HALVES_MAX_SIGMA = 4.0
 
 
 def _pymbar():
@@ -148,9 +154,12 @@ def neq_analysis(w_forward, w_reverse, temperature_K: float, min_overlap: float 
 
     Returns a dict: ``estimate`` (BAR, a :class:`FreeEnergy`), ``jarzynski_forward``,
     ``jarzynski_reverse`` (both F(1) - F(0)), ``overlap``, ``n_forward``, ``n_reverse``,
-    ``statistical_inefficiency`` g (of each work series, in sampling order), ``convergence``.
-    Uncertainties are multiplied by sqrt(g) when g > 1 (works from correlated starting
-    configurations carry less information than independent ones).
+    ``statistical_inefficiency`` g (of each work series, in sampling order),
+    ``effective_samples`` (independent works per direction, n / g), ``jarzynski_effective_samples``
+    (Kish's effective number of each direction's exponential work weights: how many works the
+    one-sided estimates rest on), ``convergence``.  Uncertainties are multiplied by sqrt(g) when
+    g > 1 (works from correlated starting configurations carry less information than independent
+    ones).
 
     Raises
     ------
@@ -183,6 +192,10 @@ def neq_analysis(w_forward, w_reverse, temperature_K: float, min_overlap: float 
         # mean dissipated work <W_F> - dF and <W_R> + dF (both >= 0 by the second law)
         "dissipation_forward_kT": float(np.mean(w_f) - df), "dissipation_reverse_kT": float(np.mean(w_r) + df),
         "statistical_inefficiency": g,
+        "effective_samples": {"forward": len(w_f) / max(1.0, g["forward"]),
+                              "reverse": len(w_r) / max(1.0, g["reverse"])},
+        "jarzynski_effective_samples": {"forward": kish_effective_samples(-w_f),
+                                        "reverse": kish_effective_samples(-w_r)},
         "warnings": _second_law_warnings(w_f, w_r, g),
         "convergence": neq_convergence(w_f, w_r, temperature_K) if enough_overlap else _empty_convergence(temperature_K),
     }
@@ -195,6 +208,53 @@ def neq_analysis(w_forward, w_reverse, temperature_K: float, min_overlap: float 
         error.analysis = result
         raise error
     return result
+
+
+def kish_effective_samples(log_weights: Sequence[float]) -> float:
+    """Kish's effective sample size ``(sum w)^2 / sum w^2`` of weights given by their logarithms."""
+    x = np.asarray(log_weights, dtype=float)
+    if not len(x):
+        return 0.0
+    w = np.exp(x - np.max(x))
+    return float(w.sum() ** 2 / np.sum(w * w))
+
+
+def sampling_problems(analysis: dict, min_effective_samples: float) -> List[str]:
+    """Why an estimate from :func:`neq_analysis` or :func:`mbar_analysis` rests on too little
+    sampling for its uncertainty to be trusted; empty when it does not.
+
+    Two checks:
+
+    - every direction (NEQ) or state (MBAR) has at least ``min_effective_samples`` effective
+      samples (``effective_samples``); below about 20 independent samples neither the
+      asymptotic uncertainty nor the statistical inefficiency it is corrected by can be
+      estimated from the data;
+    - the estimates from the first and the second half of the data (``convergence`` at 0.5)
+      agree within :data:`HALVES_MAX_SIGMA` combined standard errors (each multiplied by
+      ``error_inflation_sqrt_g`` where the samples are correlated): a larger difference means
+      that the samples drift (not equilibrated) or are correlated over longer than the run,
+      which the error bar does not include.
+    """
+    problems = []
+    counts = analysis.get("effective_samples") or {}
+    if counts:
+        name, smallest = min(counts.items(), key=lambda item: item[1])
+        if smallest < min_effective_samples:
+            problems.append(f"only {smallest:.1f} effective (independent) samples at {name} (minimum "
+                            f"{min_effective_samples:g}): sample more (more switches or samples, or more steps "
+                            f"between samples)")
+    convergence = analysis.get("convergence") or {}
+    if 0.5 in convergence.get("fraction", []):
+        k = convergence["fraction"].index(0.5)
+        first, last = convergence["forward_kT"][k], convergence["backward_kT"][k]
+        inflation = analysis.get("error_inflation_sqrt_g", 1.0)
+        sigma = inflation * math.hypot(convergence["forward_error_kT"][k], convergence["backward_error_kT"][k])
+        if all(map(math.isfinite, (first, last, sigma))) and abs(first - last) > HALVES_MAX_SIGMA * sigma:
+            problems.append(f"the first and second halves of the data give {first:.3f} and {last:.3f} kT, "
+                            f"{abs(first - last) / sigma:.1f} combined sigmas apart: the samples drift or are "
+                            f"correlated over longer than the run, which the uncertainty does not include; "
+                            f"equilibrate and sample longer")
+    return problems
 
 
 def _second_law_warnings(w_f, w_r, g) -> list:
@@ -328,7 +388,10 @@ def mbar_analysis(windows: List[np.ndarray], temperature_K: float, decorrelate: 
         ``estimate`` (F(last) - F(first), a :class:`FreeEnergy`), ``delta_f_kT`` (F(k) - F(0)),
         ``delta_f_error_kT``, ``neighbour_delta_f_kT``, ``overlap_matrix``,
         ``min_neighbour_overlap``, ``n_samples``, ``n_uncorrelated``,
-        ``statistical_inefficiency``, ``convergence``.
+        ``statistical_inefficiency``, ``effective_samples`` (per state: Kish's effective number
+        of MBAR's weights for that state, in independent samples; divided by the largest
+        statistical inefficiency when the windows were not decorrelated, whose uncertainties are
+        then multiplied by its square root, ``error_inflation_sqrt_g``), ``convergence``.
 
     Raises
     ------
@@ -350,7 +413,16 @@ def mbar_analysis(windows: List[np.ndarray], temperature_K: float, decorrelate: 
         warnings.simplefilter("ignore", RuntimeWarning)
         result = mbar.compute_free_energy_differences()
         overlap = np.asarray(mbar.compute_overlap()["matrix"])
-    delta, error = np.asarray(result["Delta_f"]), np.asarray(result["dDelta_f"])
+        ess = np.asarray(mbar.compute_effective_sample_number(), dtype=float)
+    g_max = 1.0
+    if not decorrelate:
+        # MBAR's weights and uncertainties count correlated samples as independent: the largest
+        # statistical inefficiency of the windows turns them into independent ones
+        inefficiencies = [statistical_inefficiency(w[:, min(k + 1, K - 1)] - w[:, max(k - 1, 0)])
+                          for k, w in enumerate(windows)]
+        g_max = max(1.0, max(inefficiencies))
+        ess = ess / g_max
+    delta, error = np.asarray(result["Delta_f"]), np.asarray(result["dDelta_f"]) * math.sqrt(g_max)
     neighbour = [min(overlap[k, k + 1], overlap[k + 1, k]) for k in range(K - 1)]
     worst = int(np.argmin(neighbour))
     enough_overlap = neighbour[worst] >= min_overlap
@@ -365,6 +437,8 @@ def mbar_analysis(windows: List[np.ndarray], temperature_K: float, decorrelate: 
         "min_neighbour_overlap_between": [labels[worst], labels[worst + 1]],
         "n_samples": n_samples, "n_uncorrelated": [int(n) for n in N_k],
         "statistical_inefficiency": inefficiencies,
+        "error_inflation_sqrt_g": math.sqrt(g_max),
+        "effective_samples": {label: float(n) for label, n in zip(labels, ess)},
         # (skipped without overlap: MBAR on fractions of non-overlapping data is slow and meaningless)
         "convergence": mbar_convergence(windows, temperature_K) if enough_overlap else _empty_convergence(temperature_K),
     }

@@ -23,18 +23,18 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from .._util import progress
-from ..errors import FreeEnergyError, InsufficientOverlapError
+from .._util import openmm_errors, progress
+from ..errors import FreeEnergyError
 from ..hybrid import create_hybrid_system
 from ..mm.builder import build_system
 from ..mm.ligand import load_ligand
 from ..mm.system_files import load_build
 from ..models import load_model
-from . import plots
-from .checkpoint import Checkpoint, SegmentBudget, derived_seed
-from .endstate import (RESULTS, SETTINGS, input_fingerprint, positions_nm, box_nm, prepare_settings, run_endstate,
-                       write_json)
-from .estimators import FreeEnergy, jsonable, mbar_analysis
+from .checkpoint import Checkpoint, SegmentBudget, derived_seed, run_folder
+from .endstate import (SETTINGS, box_nm, input_fingerprint, platform_fingerprint, positions_nm, prepare_settings,
+                       run_endstate)
+from .estimators import FreeEnergy
+from .outcome import RESULTS, analyse_windows, combined_status, record_estimate, write_json
 from .protocols import run_windows
 from .sampler import ChainState, StateSampler
 from .settings import EndstateSettings, HydrationSettings, to_dict, write_settings
@@ -100,42 +100,25 @@ def _mm_leg(phase, built, atoms, settings: HydrationSettings, out: Path, budget)
     box = box_nm(built.system, built.state.getPeriodicBoxVectors() if built.system.usesPeriodicBoundaryConditions()
                  else None)
     fingerprint = {"workflow": f"hydration MM {phase} leg", "seed": seed, "simulation": to_dict(settings.simulation),
-                   "alchemical": to_dict(alchemical), "input": input_fingerprint(built.system, positions, box)}
+                   "alchemical": to_dict(alchemical), "platform": platform_fingerprint(settings.simulation),
+                   "input": input_fingerprint(built.system, positions, box)}
     checkpoint = Checkpoint(leg_dir / "checkpoint", fingerprint, budget)
     system = create_alchemical_system(built.system, atoms, alchemical.softcore_alpha)
     sampler = StateSampler(system, [ELECTROSTATICS, STERICS], settings.simulation)
     t0 = time.perf_counter()
+    label = f"hydration MM {phase} leg"
     windows = run_windows(sampler, states, sampling, checkpoint, seed, ChainState(positions, None, box),
-                          settings.simulation.minimize_iterations, label=f"hydration MM {phase} leg", names=names)
-    results = {"workflow": f"hydration MM {phase} leg",
-               "quantity": "F(decoupled) - F(coupled), electrostatics then sterics",
+                          settings.simulation.minimize_iterations, label=label, names=names)
+    results = {"workflow": label, "quantity": "F(decoupled) - F(coupled), electrostatics then sterics",
                "method": "mbar", "seed": seed, "states": states, "sampler": sampler.description}
-    error = None
-    try:
-        analysis = mbar_analysis(windows, settings.simulation.temperature_K, sampling.decorrelate,
-                                 settings.correction.min_overlap, names)
-    except InsufficientOverlapError as exc:
-        analysis, error = exc.analysis, exc
-    plots.plot_overlap_matrix(analysis["overlap_matrix"], leg_dir / "overlap_matrix.png", names,
-                              f"MM {phase} leg: MBAR overlap")
-    plots.plot_convergence(analysis["convergence"], leg_dir / "convergence.png", f"MM {phase} leg: convergence")
-    details = jsonable(analysis)
-    results["estimate"] = details.pop("estimate")
-    results["details"] = details
-    results["status"] = "insufficient_overlap" if error else "ok"
-    results["steps_this_process"] = sampler.step_count
-    results["wall_seconds_this_process"] = time.perf_counter() - t0
-    if error:
-        results["error"] = f"MM {phase} leg: {error}"
-    write_json(leg_dir / RESULTS, results)
-    if error:
-        raise InsufficientOverlapError(f"hydration MM {phase} leg: {error}")
-    progress(f"hydration MM {phase} leg: dF(coupled -> decoupled) = {analysis['estimate']}")
-    return results
+    analysis, error = analyse_windows(windows, settings.simulation.temperature_K, sampling.decorrelate,
+                                      settings.correction.min_overlap, names, leg_dir, f"MM {phase} leg")
+    return record_estimate(results, analysis, error, leg_dir, f"{label}: dF(coupled -> decoupled)",
+                           settings.correction.min_effective_samples, sampler.step_count, t0)
 
 
 def run_hydration(ligand, out_dir, settings: Optional[HydrationSettings] = None,
-                  budget: Optional[SegmentBudget] = None) -> dict:
+                  budget: Optional[SegmentBudget] = None, overwrite: bool = False) -> dict:
     """Absolute hydration free energy of a neutral ligand, MM and (optionally) ML/MM.
 
     Parameters
@@ -145,19 +128,27 @@ def run_hydration(ligand, out_dir, settings: Optional[HydrationSettings] = None,
     out_dir : str or Path
         Output folder: ``results.json``, ``settings.yaml``, ``build/``, ``mm-solvent/``,
         ``mm-vacuum/``, ``correction-solvent/``, ``correction-vacuum/`` (each with its
-        results, plots and checkpoint).  An unfinished run there resumes.
+        results, plots and checkpoint).  An unfinished run there resumes; the folder is locked
+        while the run lasts.
     settings : HydrationSettings, optional
     budget : SegmentBudget, optional
         Stop (resumably) after a number of segments.
+    overwrite : bool
+        Empty ``out_dir`` first and start afresh.
 
     Returns
     -------
     dict
         The contents of ``results.json``: ``estimate`` = ``{"mm": ..., "ml_mm": ...}``
-        (dG_hyd in kT, kcal/mol, kJ/mol with uncertainties), legs and corrections.
+        (dG_hyd in kT, kcal/mol, kJ/mol with uncertainties), legs and corrections, and
+        ``status``, the worst of theirs (:mod:`.outcome`).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    inputs = [ligand] if isinstance(ligand, (str, Path)) and Path(ligand).exists() else []
+    with run_folder(out_dir, overwrite, inputs, what="hydration") as out, openmm_errors("in the hydration workflow"):
+        return _run_hydration(ligand, out, settings, budget)
+
+
+def _run_hydration(ligand, out: Path, settings, budget) -> dict:
     settings = prepare_settings(settings, out, HydrationSettings)
     lig = load_ligand(ligand)
     if lig.net_charge != 0:
@@ -192,9 +183,11 @@ def run_hydration(ligand, out_dir, settings: Optional[HydrationSettings] = None,
                "settings": to_dict(settings),
                "cycle": "dG_hyd(MM) = dF_vacuum - dF_solvent (coupled -> decoupled); "
                         "dG_hyd(ML/MM) = dG_hyd(MM) + dF_corr(solvent) - dF_corr(vacuum)",
-               "legs": {phase: {"estimate": legs[phase]["estimate"],
+               "legs": {phase: {"estimate": legs[phase]["estimate"], "status": legs[phase]["status"],
                                 "min_neighbour_overlap": legs[phase]["details"]["min_neighbour_overlap"],
-                                "n_uncorrelated": legs[phase]["details"]["n_uncorrelated"]} for phase in PHASES},
+                                "n_uncorrelated": legs[phase]["details"]["n_uncorrelated"],
+                                "effective_samples": legs[phase]["details"]["effective_samples"]}
+                        for phase in PHASES},
                "estimate": {"mm": mm.to_dict()}}
     if settings.ml is not None:
         corrections = {}
@@ -210,16 +203,19 @@ def run_hydration(ligand, out_dir, settings: Optional[HydrationSettings] = None,
                              box, metadata, budget, label=f"ML/MM correction in {phase}")
             corrections[phase] = FreeEnergy.from_dict(r["estimate"])
             results.setdefault("corrections", {})[phase] = {
-                "estimate": r["estimate"], "method": r["method"],
-                "overlap": r["details"].get("overlap", r["details"].get("min_neighbour_overlap"))}
+                "estimate": r["estimate"], "method": r["method"], "status": r["status"],
+                "overlap": r["details"].get("overlap", r["details"].get("min_neighbour_overlap")),
+                "effective_samples": r["details"]["effective_samples"]}
         ml_mm = mm + corrections["solvent"] - corrections["vacuum"]
         results["estimate"]["ml_mm"] = ml_mm.to_dict()
         results["ml"] = to_dict(settings.ml)
-    results["status"] = "ok"
+    parts = list(results["legs"].values()) + list(results.get("corrections", {}).values())
+    results["status"] = combined_status(part["status"] for part in parts)
     results["wall_seconds_this_process"] = time.perf_counter() - t0
     write_json(out / RESULTS, results)
     summary = f"dG_hyd(MM) = {mm}"
     if "ml_mm" in results["estimate"]:
         summary += f", dG_hyd(ML/MM) = {FreeEnergy.from_dict(results['estimate']['ml_mm'])}"
-    progress(f"hydration of {lig.name or lig.canonical_smiles}: {summary}; results in {out / RESULTS}")
+    progress(f"hydration of {lig.name or lig.canonical_smiles}: {summary} (status {results['status']}); results in "
+             f"{out / RESULTS}")
     return results

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from .._util import progress
+from .._util import format_duration, progress
 from .checkpoint import Checkpoint, segment_seed
 from .sampler import ChainState, StateSampler
 from .settings import NEQSettings, SamplingSettings
@@ -35,16 +35,8 @@ class ProgressMeter:
         self.last = now
         rate = (done - self.start_done) / max(now - self.t0, 1e-9)
         left = (self.total - done) / rate if rate > 0 else float("nan")
-        eta = f", about {_duration(left)} left" if done < self.total and math.isfinite(left) else ""
+        eta = f", about {format_duration(left)} left" if done < self.total and math.isfinite(left) else ""
         progress(f"{self.label}: {done}/{self.total} ({100 * done / max(self.total, 1):.0f}%){eta}")
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 def _segments(n_samples: int, per_segment: int) -> List[int]:

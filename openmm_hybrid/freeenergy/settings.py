@@ -151,6 +151,11 @@ class CorrectionSettings:
         Smallest acceptable overlap between neighbouring MBAR windows (off-diagonal of
         the overlap matrix) or between forward and reverse work distributions; below it
         the run stops with an error that advises more windows or longer switches.
+    min_effective_samples : float
+        Fewest effective (independent) samples per switching direction (NEQ) or per state
+        (MBAR) for the status ``ok``; below it (or when the two halves of the data disagree)
+        the estimate is reported with status ``insufficient_sampling``, because its uncertainty
+        cannot be trusted (:func:`~openmm_hybrid.freeenergy.estimators.sampling_problems`).
     """
 
     method: str = "neq"
@@ -158,6 +163,7 @@ class CorrectionSettings:
     neq: NEQSettings = field(default_factory=NEQSettings)
     mbar: MBARSettings = field(default_factory=MBARSettings)
     min_overlap: float = 0.03
+    min_effective_samples: float = 20.0
 
 
 @dataclass
@@ -482,6 +488,7 @@ def validate(settings) -> None:
             raise FreeEnergyError(f"setting 'method' must be one of {', '.join(METHODS)}, not {settings.method!r}")
         if not 0 <= settings.min_overlap < 1:
             raise FreeEnergyError(f"setting 'min_overlap' must be in [0, 1), not {settings.min_overlap}")
+        _positive(settings.min_effective_samples, "min_effective_samples", allow_zero=True)
         validate(settings.simulation)
         validate(settings.neq)
         validate(settings.mbar)

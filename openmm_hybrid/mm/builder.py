@@ -19,6 +19,7 @@ from .._util import as_quantity, progress
 from ..errors import HybridError, InputFileError
 from .forcefield import MMForceField
 from .ligand import load_ligand
+from .structure_checks import check_build_arguments, check_masses, check_structure
 from .system_files import BuiltSystem
 
 SOLVENTS = ("explicit", "implicit", "vacuum")
@@ -43,7 +44,7 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
                  protein_ff: str = "amber14-all.xml", water_model: str = "tip3p", ligand_ff: str = "gaff2",
                  nonbonded_cutoff=1.0 * unit.nanometer, constraints=app.HBonds, hydrogen_mass=None,
                  ligand_cache: bool = True, constrain_ligand: bool = False,
-                 box_shape: str = "cube") -> BuiltSystem:
+                 box_shape: str = "cube", allow_chain_breaks: bool = False) -> BuiltSystem:
     """Build a parametrised (and optionally solvated) protein-ligand MM System.
 
     Parameters
@@ -82,6 +83,9 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
         without one.
     hydrogen_mass : Quantity or float, optional
         Hydrogen mass repartitioning target mass (amu).
+    allow_chain_breaks : bool
+        Build a protein with missing residues anyway (see :mod:`.structure_checks`, which also
+        refuses heavy-atom clashes and out-of-range arguments).
 
     Returns
     -------
@@ -96,6 +100,7 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
     padding = as_quantity(padding, unit.nanometer)
     ionic_strength = as_quantity(ionic_strength, unit.molar)
     nonbonded_cutoff = as_quantity(nonbonded_cutoff, unit.nanometer)
+    check_build_arguments(padding, ionic_strength, nonbonded_cutoff, hydrogen_mass, ph)
 
     xml_files = [protein_ff]
     if solvent == "explicit":
@@ -125,6 +130,7 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
     if lig is not None:
         lig_topology, lig_positions = lig.to_openmm()
         modeller.add(lig_topology, lig_positions)
+    check_structure(modeller.topology, modeller.positions, allow_chain_breaks)
 
     if solvent == "explicit":
         progress(f"solvating with {water_model.upper()}: padding {padding}, ionic strength {ionic_strength}")
@@ -155,6 +161,7 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
         raise
     except ValueError as exc:
         raise HybridError(f"cannot parametrise the system: {exc}") from exc
+    check_masses(system, modeller.topology, None if hydrogen_mass is None else kwargs["hydrogenMass"] / unit.amu)
 
     topology = modeller.topology
     box = topology.getPeriodicBoxVectors()

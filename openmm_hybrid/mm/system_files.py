@@ -3,6 +3,7 @@
 A folder holds ``system.xml`` (OpenMM XML), ``topology.pdb``, ``state.xml`` and a JSON description
 (``build.json`` from ``build``, plus ``embed.json`` from ``embed``).
 """
+import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,10 +13,12 @@ import openmm
 import openmm.app as app
 from openmm import unit
 
-from ..errors import InputFileError
-from ..forces.serialization import load_system, save_system
+from .._files import write_files_atomic
+from ..errors import InputFileError, PluginError
+from ..forces.serialization import load_system
 
 FILE_NAMES = {"system": "system.xml", "topology": "topology.pdb", "state": "state.xml"}
+INFO_NAMES = ("build.json", "embed.json")
 
 
 @dataclass
@@ -41,17 +44,28 @@ class BuiltSystem:
     state: Optional[openmm.State] = None
 
     def save(self, out_dir, info_name: str = "build.json", state=None) -> Path:
-        """Write ``system.xml``, ``topology.pdb``, ``state.xml`` and ``info_name`` into ``out_dir``."""
+        """Write ``system.xml``, ``topology.pdb``, ``state.xml`` and ``info_name`` into ``out_dir``.
+
+        All files are serialised and written to temporary files first, then renamed into place
+        (:func:`~openmm_hybrid._files.write_files_atomic`): a failure leaves the previous files
+        as they were.  A description file of the other kind (``embed.json`` when writing
+        ``build.json``) is removed, so the folder never describes another System.  Commands
+        write through :func:`~openmm_hybrid._files.output_folder`, which makes the whole folder
+        complete or absent.
+        """
         out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        save_system(self.system, out / FILE_NAMES["system"])
-        with open(out / FILE_NAMES["topology"], "w") as handle:
-            app.PDBFile.writeFile(self.topology, self.positions, handle, keepIds=True)
         state = state or self.state
         if state is None:
             state = make_state(self.system, self.positions, self.topology.getPeriodicBoxVectors())
-        (out / FILE_NAMES["state"]).write_text(openmm.XmlSerializer.serialize(state))
-        (out / info_name).write_text(json.dumps(self.info, indent=2) + "\n")
+        pdb = io.StringIO()
+        app.PDBFile.writeFile(self.topology, self.positions, pdb, keepIds=True)
+        write_files_atomic(out, {FILE_NAMES["system"]: openmm.XmlSerializer.serialize(self.system),
+                                 FILE_NAMES["topology"]: pdb.getvalue(),
+                                 FILE_NAMES["state"]: openmm.XmlSerializer.serialize(state),
+                                 info_name: json.dumps(self.info, indent=2) + "\n"})
+        for stale in INFO_NAMES:
+            if stale != info_name:
+                (out / stale).unlink(missing_ok=True)
         return out
 
 
@@ -75,16 +89,27 @@ def load_build(directory) -> BuiltSystem:
     missing = [str(p) for p in paths.values() if not p.is_file()]
     if missing:
         raise InputFileError(f"'{directory}' is not an openmm-hybrid system directory: missing {', '.join(missing)}")
-    system = load_system(paths["system"])
-    pdb = app.PDBFile(str(paths["topology"]))
-    state = openmm.XmlSerializer.deserialize(paths["state"].read_text())
+    system = _read(paths["system"], load_system)
+    pdb = _read(paths["topology"], lambda path: app.PDBFile(str(path)))
+    state = _read(paths["state"], lambda path: openmm.XmlSerializer.deserialize(path.read_text()))
     if system.getNumParticles() != pdb.topology.getNumAtoms():
         raise InputFileError(f"'{directory}': system.xml has {system.getNumParticles()} particles but "
                              f"topology.pdb has {pdb.topology.getNumAtoms()} atoms")
     info = {}
-    for name in ("build.json", "embed.json"):
+    for name in INFO_NAMES:
         if (directory / name).is_file():
-            info.update(json.loads((directory / name).read_text()))
+            info.update(_read(directory / name, lambda path: json.loads(path.read_text())))
     if system.usesPeriodicBoundaryConditions():
         pdb.topology.setPeriodicBoxVectors(state.getPeriodicBoxVectors())
     return BuiltSystem(pdb.topology, system, state.getPositions(asNumpy=True), info, state)
+
+
+def _read(path: Path, reader):
+    """``reader(path)``, with a damaged file reported by name instead of a parser traceback."""
+    try:
+        return reader(path)
+    except PluginError:
+        raise
+    except Exception as exc:
+        raise InputFileError(f"cannot read '{path}' ({type(exc).__name__}: {str(exc)[:300]}): the file is damaged "
+                             f"or truncated; write the folder again (build/embed with --overwrite)") from exc

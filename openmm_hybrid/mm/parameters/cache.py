@@ -5,13 +5,16 @@ force field and charge method, keyed by the ligand's identity (canonical isomeri
 charge) and :data:`CACHE_FORMAT_VERSION`.  A hit is mapped onto the new ligand's atom order by
 graph isomorphism (the conformer decides between symmetry-equivalent mappings), so the slow charge
 calculation runs once per molecule.
+
+An entry is used only if its checksum (SHA-256 of its parameters) holds and the parameters fit
+the molecule (:func:`check_parameters`: atom count, elements, bonds, charges summing to the formal
+charge); otherwise a warning names the problem and the parameters are computed again.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import math
-import os
 from pathlib import Path
 from typing import List, Optional
 
@@ -20,12 +23,16 @@ import numpy as np
 from networkx.algorithms import isomorphism as iso
 from rdkit import Chem
 
+from ..._files import write_text_atomic
 from ..._util import cache_dir, progress
 from ..ligand import Ligand
 from .record import LigandParameters
 
 #: Bump when the cached JSON layout or the way parameters are derived changes.
-CACHE_FORMAT_VERSION = 1
+CACHE_FORMAT_VERSION = 2
+#: Largest accepted difference between the sum of the charges and the formal charge, in e
+#: (stored charges are corrected to sum to it exactly, up to float round-off).
+CHARGE_TOLERANCE = 1e-4
 
 
 def _cache_key(ligand: Ligand, forcefield: str, charge_method: str) -> str:
@@ -88,46 +95,83 @@ def _isomorphism(cached_mol, new_mol, max_matches: int = 1000) -> Optional[List[
     return min(matches, key=lambda m: _kabsch_rmsd(ref, new[m]))
 
 
+def parameters_checksum(parameters: dict) -> str:
+    """SHA-256 of a parameter record (``LigandParameters.to_dict()``), independent of key order."""
+    return hashlib.sha256(json.dumps(parameters, sort_keys=True).encode()).hexdigest()
+
+
+def check_parameters(params: LigandParameters, ligand: Ligand) -> Optional[str]:
+    """Why ``params`` (in the atom order of ``ligand``) do not fit the molecule, or None if they do.
+
+    Checks the atom count, the elements in order, the bonds (every bond of the molecule has a
+    bond term, and no other pair has one) and that the charges sum to the formal charge.
+    """
+    if params.n_atoms != ligand.n_atoms:
+        return f"{params.n_atoms} atoms for a molecule of {ligand.n_atoms}"
+    if params.elements != ligand.elements:
+        wrong = next(i for i, (a, b) in enumerate(zip(params.elements, ligand.elements)) if a != b)
+        return f"atom {wrong} is {params.elements[wrong]} in the cache but {ligand.elements[wrong]} in the molecule"
+    if int(params.net_charge) != int(ligand.net_charge):
+        return f"net charge {params.net_charge:+d} e for a molecule of formal charge {ligand.net_charge:+d} e"
+    total = float(sum(params.charges))
+    if not math.isfinite(total) or abs(total - ligand.net_charge) > CHARGE_TOLERANCE:
+        return f"the charges sum to {total:+.4f} e but the molecule's formal charge is {ligand.net_charge:+d} e"
+    cached_bonds = {tuple(sorted((int(i), int(j)))) for i, j, _, _ in params.bonds}
+    bonds = {tuple(sorted((b.GetBeginAtomIdx(), b.GetEndAtomIdx()))) for b in ligand.mol.GetBonds()}
+    if cached_bonds != bonds:
+        return f"the bond terms do not match the molecule's bonds ({len(cached_bonds ^ bonds)} differ)"
+    return None
+
+
 def load_cached(ligand: Ligand, forcefield: str, charge_method: str) -> Optional[LigandParameters]:
+    """Cached parameters of ``ligand`` in its atom order, or None (no entry, or one that fails a check)."""
     path = cache_path(ligand, forcefield, charge_method)
     if not path.exists():
         return None
+
+    def reject(reason: str) -> None:
+        progress(f"warning: cached parameters for ligand {ligand.name!r} in {path} are not usable ({reason}); "
+                 f"computing them again")
+
     try:
         data = json.loads(path.read_text())
         if data.get("format_version") != CACHE_FORMAT_VERSION or data.get("identity_key") != ligand.identity_key:
             return None
+        if data.get("parameters_sha256") != parameters_checksum(data["parameters"]):
+            reject("checksum mismatch: the file was changed or damaged")
+            return None
         cached_mol = Chem.MolFromMolBlock(data["molblock"], removeHs=False, sanitize=True)
         params = LigandParameters.from_dict(data["parameters"], from_cache=True)
     except Exception as exc:  # corrupt or foreign file: recompute
-        progress(f"ignoring unreadable cache file {path}: {exc}")
+        reject(f"unreadable: {type(exc).__name__}: {exc}")
         return None
     if cached_mol is None or params.n_atoms != ligand.n_atoms:
+        reject(f"{params.n_atoms} atoms for a molecule of {ligand.n_atoms}")
         return None
     mapping = _isomorphism(cached_mol, ligand.mol)
     if mapping is None:
-        progress(f"cached parameters in {path} do not map onto ligand {ligand.name!r}; recomputing")
+        reject("its molecule does not map onto this one")
         return None
     remapped = params.remapped(mapping)
-    if remapped.elements != ligand.elements:  # pragma: no cover - guarded by the isomorphism
+    problem = check_parameters(remapped, ligand)
+    if problem is not None:
+        reject(problem)
         return None
     return remapped
 
 
 def store_cache(ligand: Ligand, params: LigandParameters) -> None:
     path = cache_path(ligand, params.forcefield, params.charge_method)
+    parameters = params.to_dict()
     data = {
         "format_version": CACHE_FORMAT_VERSION,
         "identity_key": ligand.identity_key,
         "name": ligand.name,
         "molblock": Chem.MolToMolBlock(ligand.mol),
-        "parameters": params.to_dict(),
+        "parameters": parameters,
+        "parameters_sha256": parameters_checksum(parameters),
     }
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
     try:
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
+        write_text_atomic(path, json.dumps(data))
     except OSError as exc:  # a read-only cache must not stop a run
         progress(f"could not write parameter cache {path}: {exc}")
-        tmp.unlink(missing_ok=True)
-
-

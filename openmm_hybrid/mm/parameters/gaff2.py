@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import List, Optional, Tuple, Union
@@ -18,7 +17,8 @@ import openmm.app as app
 from ..._util import progress
 from ...errors import ParameterizationError
 from ..ligand import Ligand
-from .ambertools import failure_message, run_tool
+from .ambertools import (SQM_TIMEOUT_VARIABLE, describe_expected_time, failure_message, run_tool, sqm_timeout,
+                         work_folder)
 from .cache import load_cached, store_cache
 from .extraction import parameters_from_system
 from .record import LigandParameters
@@ -44,17 +44,23 @@ def _gaff2_from_scratch(ligand: Ligand, charge_method: str, keep_files: Optional
                         timeout: Optional[float]) -> LigandParameters:
 
     label = f"'{ligand.name}'"
-    with tempfile.TemporaryDirectory(prefix="openmm-hybrid-gaff2-") as tmp:
-        work = Path(tmp)
+    with work_folder() as work:
         ligand.write_sdf(work / "ligand.sdf")
         what = {"bcc": "AM1-BCC", "abcg2": "ABCG2", "gas": "Gasteiger"}[charge_method]
+        limit = sqm_timeout(timeout)
+        expected = describe_expected_time(ligand.n_atoms) if charge_method != "gas" else "a few seconds"
         progress(f"parametrising ligand {label} with GAFF2 + {what} charges (antechamber/sqm, "
-                 f"{ligand.n_atoms} atoms, net charge {ligand.net_charge:+d}); this can take a while")
+                 f"{ligand.n_atoms} atoms, net charge {ligand.net_charge:+d}); expected {expected} "
+                 f"(stopped after {limit:g} s)")
+        advice = (f"a molecule of {ligand.n_atoms} atoms is expected to take {expected} on one core (more on a "
+                  f"busy machine); allow more time with {SQM_TIMEOUT_VARIABLE}=SECONDS (Python: timeout=...), "
+                  f"or use faster charges (charge_method='gas', Gasteiger)")
         t0 = time.perf_counter()
         out = run_tool(["antechamber", "-fi", "sdf", "-i", "ligand.sdf", "-fo", "mol2", "-o", "ligand.mol2",
                          "-c", charge_method, "-nc", str(ligand.net_charge), "-at", "gaff2", "-rn", "LIG",
                          "-s", "2", "-pf", "y"],
-                        work, f"antechamber ({what} charges)", label, extra_logs=("sqm.out",), timeout=timeout)
+                        work, f"antechamber ({what} charges)", label, extra_logs=("sqm.out",), timeout=limit,
+                        timeout_advice=advice)
         if not (work / "ligand.mol2").exists():
             raise ParameterizationError(failure_message(
                 f"antechamber ({what} charges)", label, None, out, work, ("sqm.out",)))
@@ -68,7 +74,7 @@ def _gaff2_from_scratch(ligand: Ligand, charge_method: str, keep_files: Optional
         mol2_charges = [q for _, _, q in mol2_atoms]
 
         out = run_tool(["parmchk2", "-i", "ligand.mol2", "-f", "mol2", "-o", "ligand.frcmod", "-s", "gaff2"],
-                        work, "parmchk2", label, timeout=timeout)
+                        work, "parmchk2", label, timeout=limit)
         frcmod = (work / "ligand.frcmod").read_text() if (work / "ligand.frcmod").exists() else ""
         if "ATTN" in frcmod:
             progress(f"warning: parmchk2 could not find some GAFF2 parameters for ligand {label} "
@@ -81,7 +87,7 @@ def _gaff2_from_scratch(ligand: Ligand, charge_method: str, keep_files: Optional
             "saveamberparm LIG ligand.prmtop ligand.inpcrd\n"
             "quit\n")
         out = run_tool(["tleap", "-f", "leap.in"], work, "tleap", label, extra_logs=("leap.log",),
-                        timeout=timeout)
+                        timeout=limit)
         prmtop_path = work / "ligand.prmtop"
         if not prmtop_path.exists() or prmtop_path.stat().st_size == 0:
             raise ParameterizationError(failure_message("tleap", label, None, out, work, ("leap.log",)))
@@ -124,7 +130,8 @@ def parametrize_gaff2(ligand: Ligand, charge_method: str = "bcc", cache: bool = 
         ``ligand.prmtop``, ``ligand.inpcrd``, ``sqm.out``, ``leap.log``) to this
         directory.  Only when AmberTools actually runs (not on a cache hit).
     timeout : float, optional
-        Limit for each AmberTools program, in seconds (default: none).
+        Limit for each AmberTools program, in seconds (default: ``$OPENMM_HYBRID_SQM_TIMEOUT``,
+        else one hour).  A progress line says how long the molecule is expected to take.
 
     Returns
     -------
