@@ -46,20 +46,20 @@ def _groups(hybrid):
     return set(hybrid.force_groups["fast"]), {hybrid.force_groups["slow"]}
 
 
+def _plain_and_mts(built, model):
+    plain = create_hybrid_system(built.topology, built.system, "resname LIG", model=model)
+    mts = create_hybrid_system(built.topology, built.system, "resname LIG", model=model, mts_ready=True)
+    return built, plain, mts
+
+
 @pytest.fixture(scope="module")
 def periodic(pxylene_water, ani_double):
-    built = pxylene_water
-    plain = create_hybrid_system(built.topology, built.system, "resname LIG", model=ani_double)
-    mts = create_hybrid_system(built.topology, built.system, "resname LIG", model=ani_double, mts_ready=True)
-    return built, plain, mts
+    return _plain_and_mts(pxylene_water, ani_double)
 
 
 @pytest.fixture(scope="module")
 def non_periodic(complex_vacuum, ani_double):
-    built = complex_vacuum
-    plain = create_hybrid_system(built.topology, built.system, "resname LIG", model=ani_double)
-    mts = create_hybrid_system(built.topology, built.system, "resname LIG", model=ani_double, mts_ready=True)
-    return built, plain, mts
+    return _plain_and_mts(complex_vacuum, ani_double)
 
 
 @pytest.fixture(scope="module")
