@@ -6,10 +6,11 @@ from openmm import unit
 
 from .._util import progress
 from ..dynamics.simulation import run_simulation
+from ..dynamics.warmup import DEFAULT_WARMUP_STEPS
 from ..errors import HybridError
 from ..hybrid.mts import mts_force_groups
+from ..mm.builder import build_system
 from ..mm.system_files import load_build
-from .build import cmd_build
 from .embed import embed_directory
 from .options import add_platform_argument
 
@@ -24,13 +25,9 @@ def cmd_run(args):
             raise HybridError(f"the bundled example is not at {EXAMPLE_DIR}; install from a source checkout "
                               f"(pip install -e .) or pass --input")
         progress(f"no --input: running the bundled example (T4 lysozyme L99A + p-xylene) in {out}")
-        build_args = argparse.Namespace(protein=str(EXAMPLE_DIR / "receptor.pdb"),
-                                        ligand=str(EXAMPLE_DIR / "p-xylene.sdf"), ligand_resname="LIG",
-                                        solvent="explicit", padding=args.example_padding, ionic_strength=0.15,
-                                        ph=7.0, ligand_ff="gaff2", water_model="tip3p", hmr=None,
-                                        box_shape="dodecahedron",
-                                        out=str(out / "build"))
-        cmd_build(build_args)
+        build_system(protein=str(EXAMPLE_DIR / "receptor.pdb"), ligand=str(EXAMPLE_DIR / "p-xylene.sdf"),
+                     solvent="explicit", padding=args.example_padding * unit.nanometer,
+                     box_shape="dodecahedron").save(out / "build")
         embed_directory(out / "build", out / "embed", region="resname LIG", model="ani2x",
                         mts_ready=args.mts is not None)
         input_dir = out / "embed"
@@ -46,7 +43,7 @@ def cmd_run(args):
                             platform=args.platform, minimize=not args.no_minimize,
                             minimize_iterations=args.minimize_iterations,
                             report_interval=args.report_interval, box_vectors=box, seed=args.seed,
-                            mts_substeps=args.mts, force_groups=force_groups)
+                            mts_substeps=args.mts, force_groups=force_groups, warmup_steps=args.warmup_steps)
     print(f"{result['ns_per_day']:.4f} ns/day ({result['ms_per_step']:.2f} ms/step on {result['platform']}); "
           f"output in {out}")
     return result
@@ -66,6 +63,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--temperature", type=float, default=300.0, help="K")
     p.add_argument("--report-interval", type=int, default=None)
     p.add_argument("--no-minimize", action="store_true")
+    p.add_argument("--warmup-steps", type=int, default=DEFAULT_WARMUP_STEPS,
+                   help=f"after minimisation, heat from 10%% of --temperature to it with velocity rescaling every 10 "
+                        f"steps over half of these steps, then hold (default {DEFAULT_WARMUP_STEPS}; outer steps with "
+                        f"--mts; 0: velocities drawn at --temperature only); recorded in run.json")
     p.add_argument("--minimize-iterations", type=int, default=200,
                    help="L-BFGS iterations at most (default 200; 0: to convergence, slow for solvated systems)")
     p.add_argument("--seed", type=int, default=0)

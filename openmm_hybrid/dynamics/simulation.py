@@ -13,6 +13,7 @@ from .._util import progress
 from ..errors import HybridError, SimulationError
 from ..forces import default_platform, for_platform, is_ml_force
 from .integrators import create_mts_langevin_integrator, describe_mts
+from .warmup import DEFAULT_WARMUP_STEPS, check_warmup_settings, warm_up
 
 CSV_COLUMNS = ["step", "time_ps", "potential_kjmol", "kinetic_kjmol", "total_kjmol", "ml_kjmol",
                "temperature_k", "speed_ns_per_day"]
@@ -131,8 +132,10 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
                    friction=1.0 / unit.picosecond, platform: Optional[str] = None,
                    minimize: bool = True, minimize_iterations: int = 1000, report_interval: Optional[int] = None,
                    box_vectors=None, seed: int = 0, parameters: Optional[dict] = None,
-                   mts_substeps: Optional[int] = None, force_groups: Optional[dict] = None) -> dict:
-    """Minimise, then run Langevin dynamics (``LangevinMiddleIntegrator``, or BAOAB-RESPA
+                   mts_substeps: Optional[int] = None, force_groups: Optional[dict] = None,
+                   warmup_steps: Optional[int] = DEFAULT_WARMUP_STEPS) -> dict:
+    """Minimise, warm up (:func:`~openmm_hybrid.dynamics.warmup.warm_up`), then run Langevin dynamics
+    (``LangevinMiddleIntegrator``, or BAOAB-RESPA
     (:func:`openmm_hybrid.integrators.create_mts_langevin_integrator`) with ``mts_substeps``).
 
     Writes into ``out_dir``: ``trajectory.dcd``, ``log.csv`` (see :class:`HybridLogReporter`),
@@ -171,6 +174,9 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
         System and its ``force_groups``.
     force_groups : dict, optional
         ``{"fast": [...], "slow": int}`` (from ``embed.json``), required with ``mts_substeps``.
+    warmup_steps : int
+        Steps of heating with velocity rescaling before the production steps (default 1000; 0:
+        velocities drawn at ``temperature`` only); not logged, and the production starts at step 0.
 
     Returns
     -------
@@ -219,7 +225,10 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
         e_min = minimize_with_progress(simulation, int(minimize_iterations))
         progress(f"minimised to {e_min:.1f} kJ/mol in {time.perf_counter() - t0:.1f} s")
         result["minimized_energy_kjmol"] = e_min
-    simulation.context.setVelocitiesToTemperature(temperature, seed)
+    result["warmup"] = warm_up(simulation, temperature, check_warmup_settings(warmup_steps), degrees_of_freedom(system),
+                               seed=seed)
+    simulation.currentStep = 0
+    simulation.context.setTime(0.0)
 
     ml_group = ml_force_group(system)
     log = HybridLogReporter(out / "log.csv", report_interval, steps, ml_group, degrees_of_freedom(system),

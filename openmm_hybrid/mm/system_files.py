@@ -32,6 +32,8 @@ class BuiltSystem:
         Atom counts, ligand net charge, force fields, box; written as ``build.json``.
     state : openmm.State, optional
         Full state (positions, velocities, box, parameters) when read from disk.
+    reports : dict
+        Further JSON files to write beside ``info``: file name -> JSON-able content (``prep.json``).
     """
 
     topology: "app.Topology"
@@ -39,9 +41,10 @@ class BuiltSystem:
     positions: unit.Quantity
     info: dict = field(default_factory=dict)
     state: Optional[openmm.State] = None
+    reports: dict = field(default_factory=dict)
 
     def save(self, out_dir, info_name: str = "build.json", state=None) -> Path:
-        """Write ``system.xml``, ``topology.pdb``, ``state.xml`` and ``info_name`` into ``out_dir``."""
+        """Write ``system.xml``, ``topology.pdb``, ``state.xml``, ``info_name`` and :attr:`reports` into ``out_dir``."""
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         save_system(self.system, out / FILE_NAMES["system"])
@@ -52,6 +55,8 @@ class BuiltSystem:
             state = make_state(self.system, self.positions, self.topology.getPeriodicBoxVectors())
         (out / FILE_NAMES["state"]).write_text(openmm.XmlSerializer.serialize(state))
         (out / info_name).write_text(json.dumps(self.info, indent=2) + "\n")
+        for name, content in self.reports.items():
+            (out / name).write_text(json.dumps(content, indent=2) + "\n")
         return out
 
 

@@ -71,18 +71,39 @@ class MLModel:
 
     def check_region(self, atomic_numbers, net_charge: float) -> None:
         """Refuse a region this model cannot represent (elements, net charge)."""
+        ModelCapabilities(self.supported_elements, self.supports_charge).check(self.name, atomic_numbers, net_charge)
+
+
+@dataclass
+class ModelCapabilities:
+    """What regions a model can take, known without loading its weights (:meth:`ModelFamily.describe`).
+
+    Attributes
+    ----------
+    supported_elements : list of int or None
+        Atomic numbers the model supports; None: any.
+    supports_charge : bool
+        Whether a region with a non-zero net charge is meaningful for it.
+    """
+
+    supported_elements: Optional[List[int]]
+    supports_charge: bool
+
+    def check(self, name: str, atomic_numbers, net_charge: float, what: str = "the ML region") -> None:
+        """Raise :class:`ModelError` naming the elements or the charge model ``name`` cannot take.
+
+        ``what`` names the atoms in the message (``"the ML region"``, ``"ligand 'x'"``).
+        """
         if self.supported_elements is not None:
             bad = sorted({int(z) for z in atomic_numbers} - set(self.supported_elements))
             if bad:
                 names = ", ".join(ELEMENT_SYMBOLS.get(z, f"Z={z}") for z in bad)
                 ok = " ".join(ELEMENT_SYMBOLS.get(z, str(z)) for z in self.supported_elements)
-                raise ModelError(
-                    f"the ML region contains element(s) {names} that model '{self.name}' does not support "
-                    f"(supported: {ok})")
+                raise ModelError(f"{what} contains element(s) {names} that model '{name}' does not support "
+                                 f"(supported: {ok})")
         if abs(net_charge) > 1e-3 and not self.supports_charge:
-            raise ModelError(
-                f"the ML region has net charge {net_charge:+.3g} e, but model '{self.name}' is for neutral "
-                f"molecules only; choose a neutral region or a model that supports charge")
+            raise ModelError(f"{what} has net charge {net_charge:+.3g} e, but model '{name}' is for neutral "
+                             f"molecules only; choose a neutral region or a model that supports charge")
 
 
 def check_precision(precision: str) -> str:
@@ -100,6 +121,9 @@ class ModelFamily:
     name to the family listing it in :attr:`names`, and an existing file (or a path ending in
     one of :attr:`file_suffixes`) to the family claiming that suffix.
 
+    A family implements :meth:`load`; :meth:`describe` (elements and charge support, for early
+    checks) has a default that loads the model.
+
     Attributes
     ----------
     names : tuple of str
@@ -112,7 +136,7 @@ class ModelFamily:
     file_suffixes: Tuple[str, ...] = ()
 
     def load(self, spec: str, precision: str = "single", **options) -> MLModel:
-        """Load model ``spec`` (one of :attr:`names`, or a file path).
+        """Load model ``spec`` (one of :attr:`names`, or a file path); required of every family.
 
         Parameters
         ----------
@@ -129,6 +153,23 @@ class ModelFamily:
         MLModel
         """
         raise NotImplementedError
+
+    def describe(self, spec: str, **options) -> ModelCapabilities:
+        """Which elements model ``spec`` supports and whether it takes charged regions.
+
+        Used to refuse a ligand before it is parametrised (``build --model``).  The default loads
+        the model (``load(spec, **options)``) and reads :class:`MLModel`'s attributes; a family
+        whose answer is known without its weights (ANI-2x) overrides this to stay cheap.
+
+        Parameters
+        ----------
+        spec : str
+            A registry name or the path of a model file.
+        options :
+            As for :meth:`load`.
+        """
+        model = self.load(spec, **options)
+        return ModelCapabilities(model.supported_elements, model.supports_charge)
 
     def claims_file(self, path: str) -> bool:
         """Whether ``path`` is a file of this family (by its suffix)."""

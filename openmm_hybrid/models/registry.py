@@ -11,7 +11,7 @@ from typing import Callable, Dict, List
 from .._util import entry_point_targets
 from ..errors import ModelError
 from .ani import ANI2xFamily
-from .base import MLModel, ModelFamily
+from .base import MLModel, ModelCapabilities, ModelFamily
 from .torchscript_file import TorchScriptFileFamily
 
 ENTRY_POINT_GROUP = "openmm_hybrid.models"
@@ -68,6 +68,30 @@ def available_models() -> List[str]:
     return sorted(_BY_NAME)
 
 
+def _family_of(name: str) -> ModelFamily:
+    if name in _BY_NAME:
+        return _BY_NAME[name]
+    for family in reversed(_FAMILIES):
+        if family.claims_file(name):
+            return family
+    if os.path.exists(name):  # a file without a known suffix: TorchScript, checked when loaded
+        return _BY_NAME["torchscript"]
+    raise ModelError(f"unknown model {name!r}: use one of {', '.join(available_models())} "
+                     f"or the path of a model file")
+
+
+def describe_model(model, **options) -> ModelCapabilities:
+    """Elements and charge support of a model (name, file or MLModel), cheaply where its family can.
+
+    See :meth:`ModelFamily.describe`; options as for :func:`load_model`.
+    """
+    if isinstance(model, MLModel):
+        return ModelCapabilities(model.supported_elements, model.supports_charge)
+    _load_entry_points()
+    name = os.fspath(model) if isinstance(model, os.PathLike) else str(model)
+    return _family_of(name).describe(name, **options)
+
+
 def load_model(model, precision: str = "single", **options) -> MLModel:
     """Return an :class:`MLModel` for a registry name, a model file or an MLModel.
 
@@ -90,15 +114,7 @@ def load_model(model, precision: str = "single", **options) -> MLModel:
         return model
     _load_entry_points()
     name = os.fspath(model) if isinstance(model, os.PathLike) else str(model)
-    if name in _BY_NAME:
-        return _BY_NAME[name].load(name, precision=precision, **options)
-    for family in reversed(_FAMILIES):
-        if family.claims_file(name):
-            return family.load(name, precision=precision, **options)
-    if os.path.exists(name):  # a file without a known suffix: TorchScript, checked when loaded
-        return _BY_NAME["torchscript"].load(name, precision=precision, **options)
-    raise ModelError(f"unknown model {name!r}: use one of {', '.join(available_models())} "
-                     f"or the path of a model file")
+    return _family_of(name).load(name, precision=precision, **options)
 
 
 register_model_family(ANI2xFamily)
