@@ -203,7 +203,9 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
         lig = protein.ligand
         ligand_resname = lig.resname
 
-    xml_files = list(protein.forcefield_files) if protein is not None else [protein_ff, WATER_XML[water_model]]
+    xml_files = list(protein.forcefield_files) if protein is not None else [protein_ff]
+    if solvent == "explicit" and WATER_XML[water_model] not in xml_files:
+        xml_files.append(WATER_XML[water_model])
     if solvent == "implicit":
         xml_files += implicit_forcefield_files(implicit_solvent, gb_force)
     given = ([] if protein is None else list(protein.cofactor_parameters)) + \
@@ -270,7 +272,8 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
             counts["cofactors"] += n
         elif n == 1:
             counts["ions"] += n
-        elif residue.name in app.PDBFile._standardResidues or residue.name in _PROTEIN_VARIANTS:
+        elif residue.name in app.PDBFile._standardResidues or residue.name in _PROTEIN_VARIANTS or \
+                any(True for _ in residue.external_bonds()):  # modified residues of the chain count as protein
             counts["protein"] += n
         else:
             counts["other"] += n
@@ -286,7 +289,7 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
             {"name": c.name, "resname": c.resname, "net_charge": c.net_charge, "n_atoms": c.n_atoms}
             for c in protein.cofactors],
         "force_fields": {"protein": protein_ff if protein is not None else None,
-                         "water": WATER_XML[water_model],
+                         "water": WATER_XML[water_model] if WATER_XML[water_model] in xml_files else None,
                          "extra": list(forcefield_files),
                          "implicit_solvent": describe_implicit(implicit_solvent, gb_force) if solvent == "implicit"
                          else None,

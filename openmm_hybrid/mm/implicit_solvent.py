@@ -15,8 +15,8 @@ Where the two agree (tests/test_implicit_solvent.py):
   GB pair and self terms, ACE with ``(r_i + 0.14)^2 (r_i / B_i)^6``; with a cutoff both drop
   pairs beyond it from the Born radii and the pair sum and shift each pair term by
   ``q_i q_j / r_c`` (the self terms are not shifted);
-- what differs: the native force uses OpenMM's Coulomb constant 138.935456 kJ nm/mol/e^2, the
-  custom expressions 138.935485 (2.1e-7 relative on the polar energy); the native Born radii add
+- what differs: the native force uses OpenMM's Coulomb constant 138.935457644 kJ nm/mol/e^2,
+  the custom expressions 138.935485 (1.97e-7 relative on the polar energy); the native Born radii add
   Tinker's correction for an atom buried inside another's scaled sphere
   (``r_ij < s_j - rho_i``), which needs near-overlapping atoms; on the CPU platform the native
   force runs in single precision with a tabulated logarithm.

@@ -63,7 +63,8 @@ class PreparedProtein:
     source : str
         The structure file.
     forcefield_files : tuple of str
-        Force-field files its residues need (protein, water model, extra files).
+        Force-field files its residues need (protein; the water model's for crystal waters and
+        ions; extra files).
     cofactors : list of Ligand
         One per cofactor residue (MM, GAFF2).
     cofactor_parameters : list of LigandParameters
@@ -305,8 +306,17 @@ def prepare_protein(protein, ph: float = 7.0, protein_ff: str = "amber14-all.xml
         if molecule.identity_key not in seen:
             seen.add(molecule.identity_key)
             parameters.append(parametrize(molecule, ligand_ff, cache=ligand_cache, charge_method=charge_method))
+    # The water model's file is needed for crystal waters and ions only (explicit solvent adds it
+    # anyway); without them the System is what the protein force field alone gives.
+    if not waters_or_ions(modeller.topology):
+        files = tuple(f for f in files if f != WATER_XML[water_model])
     return PreparedProtein(modeller.topology, modeller.positions, str(path), files, cofactor_molecules, parameters,
                            ligand, report)
+
+
+def waters_or_ions(topology) -> bool:
+    """Whether ``topology`` holds waters or single-atom residues (ions)."""
+    return any(r.name == "HOH" or len(r) == 1 for r in topology.residues())
 
 
 def _label(template) -> str:
