@@ -81,6 +81,21 @@ def test_phosphothreonine_template_file_matches_tleap(tmp_path):
     assert np.abs(f - f_ref).max() < 0.5
 
 
+def test_modified_residue_gets_hydrogens_from_its_template(tmp_path):
+    """A raw file (no hydrogens at all): TPO gets its hydrogens from tpo.xml's template."""
+    structure = app.PDBFile(str(INPUTS / "phosphopeptide.pdb"))
+    modeller = app.Modeller(structure.topology, structure.positions)
+    modeller.delete([a for a in modeller.topology.atoms() if a.element.symbol == "H"])
+    raw = tmp_path / "raw.pdb"
+    with open(raw, "w") as handle:
+        app.PDBFile.writeFile(modeller.topology, modeller.positions, handle, keepIds=True)
+    built = build_system(protein=raw, solvent="vacuum", forcefield_files=[str(INPUTS / "tpo.xml")])
+    tpo = [r for r in built.topology.residues() if r.name == "TPO"][0]
+    assert sorted(a.name for a in tpo.atoms() if a.element.symbol == "H") == ["H", "HA", "HB", "HG21", "HG22",
+                                                                               "HG23"]
+    assert built.info["atom_counts"]["total"] == 49 and built.info["system_charge"] == pytest.approx(-2.0, abs=1e-6)
+
+
 # ----------------------------------------------------------------------------- protonation
 def test_thiolate_kept_and_reported(tmp_path):
     built = build_system(protein=INPUTS / "thiolate-peptide.pdb", solvent="vacuum")
@@ -274,3 +289,34 @@ def test_unknown_residue_refused_and_given_as_cofactor(tmp_path):
         build_system(protein=COMPLEX, cofactors=["CCO"], solvent="vacuum")
     with pytest.raises(StructureError, match=r"no residue named XYZ"):
         build_system(protein=COMPLEX, cofactors=["Cc1ccc(C)cc1:XYZ"], solvent="vacuum")
+
+
+# ----------------------------------------------------------------------------- whole raw structures
+ADP = "Nc1ncnc2c1ncn2[C@@H]1O[C@H](COP(=O)([O-])OP(=O)([O-])[O-])[C@@H](O)[C@H]1O"
+
+
+@pytest.mark.slow
+def test_pdbfixer_1bhl_prepared_and_built(tmp_path):
+    """HIV integrase core (1BHL): a 16-residue loop, two CAS, 53 crystal waters."""
+    built = build_system(protein=PDBFIXER_DATA / "1BHL.pdb", solvent="implicit", prepare=True)
+    prep = built.reports["prep.json"]
+    assert [len(g["residues"]) for g in prep["preparation"]["missing_residues_added"]] == [16]
+    assert [r["by"] for r in prep["preparation"]["nonstandard_replaced"]] == ["CYS", "CYS"]
+    assert prep["waters"]["kept"] == 53
+    energy, _ = compute(built.system, built.positions, "CPU")
+    assert np.isfinite(energy)
+
+
+@pytest.mark.slow
+def test_pdbfixer_4jsv_refused_then_prepared_and_built(tmp_path):
+    """mTOR complex (4JSV, 22194 atoms): ADP and MgF3- are refused before PDBFixer runs; with ADP as
+    a cofactor (Gasteiger charges, the slow loops are PDBFixer's) and MgF3- removed it builds."""
+    with pytest.raises(StructureError, match=r"ADP 2601 \(chain B\), ADP 2601 \(chain A\) \(27 atoms\); MGF 2604 "
+                                             r"\(chain B\), MGF 2604 \(chain A\) \(4 atoms\)"):
+        build_system(protein=PDBFIXER_DATA / "4JSV.pdb", solvent="vacuum", prepare=True)
+    built = build_system(protein=PDBFIXER_DATA / "4JSV.pdb", solvent="vacuum", prepare=True,
+                         cofactors=[ADP + ":ADP"], remove_residues=["MGF"], charge_method="gas")
+    assert built.info["atom_counts"]["cofactors"] == 2 * 39  # two ADP3- with their 12 hydrogens
+    assert [c["net_charge"] for c in built.info["cofactors"]] == [-3, -3]
+    assert built.reports["prep.json"]["removed"] == ["MGF x2"]
+    assert built.reports["prep.json"]["ions"] == {"MG": 2}

@@ -137,3 +137,18 @@ def test_series_resume_and_refusals(tmp_path, monkeypatch):
     assert calls()["antechamber"] == 1  # only ethanol: methanol's complete folder was kept
     with pytest.raises(Exception, match="ligand_template does not apply to build_series"):
         build_series(None, ["CO"], tmp_path / "other", ligand_template="CO")
+
+
+@requires_ambertools
+@pytest.mark.slow
+def test_t4_lysozyme_series_in_water(tmp_path):
+    """The example series (benzene, toluene, ethylbenzene) in the T4 lysozyme L99A pocket, solvated."""
+    out = tmp_path / "series"
+    assert main(["--quiet", "build", "--protein", str(EXAMPLES / "t4-lysozyme" / "receptor.pdb"), "--ligands",
+                 str(EXAMPLES / "t4-lysozyme" / "series.sdf"), "--out", str(out)]) == 0
+    summary = json.loads((out / "series.json").read_text())
+    assert [e["name"] for e in summary["ligands"]] == ["benzene", "toluene", "ethylbenzene"]
+    assert [e["ligand_atoms"] for e in summary["ligands"]] == [12, 15, 18]
+    for entry in summary["ligands"]:
+        info = json.loads((out / entry["folder"] / "build.json").read_text())
+        assert info["box_shape"] == "dodecahedron" and info["atom_counts"]["protein"] == 2603

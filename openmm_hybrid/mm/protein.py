@@ -148,6 +148,19 @@ def _unknown_residue_message(path, unknown: Sequence, prepare: bool) -> str:
             "Give each one a template: " + "; ".join(hints))
 
 
+def _check_templates(topology, known, path, prepare: bool, ligand_resname: Optional[str] = None,
+                     cofactors: Iterable = ()) -> None:
+    """Refuse residues of ``topology`` with no template (names in ``known``, the ligand's and the
+    cofactors' residues aside), naming them and the options that give them one."""
+    exempt = set(known) | ({ligand_resname} if ligand_resname else set())
+    for spec in cofactors:
+        template, resname = parse_cofactor(spec)
+        exempt |= {resname} if resname else {r.name for r in _cofactor_residues(topology, template, None, known, path)}
+    unknown = [r for r in topology.residues() if r.name not in exempt and r.name not in app.PDBFile._standardResidues]
+    if unknown:
+        raise StructureError(_unknown_residue_message(path, unknown, prepare))
+
+
 def _extract(modeller, residues, template, label: str) -> List[Ligand]:
     molecules = [molecule_from_residue(r, modeller.positions, template, template_label=label) for r in residues]
     modeller.delete([a for r in residues for a in r.atoms()])
@@ -211,9 +224,16 @@ def prepare_protein(protein, ph: float = 7.0, protein_ff: str = "amber14-all.xml
     except (ValueError, OSError) as exc:
         raise InputFileError(f"cannot load the force-field files {', '.join(files)}: {exc}") from exc
     known = _template_names(forcefield)
+    # residues whose templates come from the extra files (modified residues): hydrogens from them
+    extra = known - _template_names(MMForceField(*files[:2])) if forcefield_files else set()
 
     report: dict = {"source": str(path)}
+    drop = set(remove_residues) | ({"HOH"} if remove_waters else set())
     if prepare:
+        # refuse residues without templates before PDBFixer's slow work (those it replaces aside)
+        _check_templates(load_structure(path)[0], known | drop | set(PDBFIXER_SUBSTITUTIONS), path, prepare,
+                         ligand_resname if ligand_template is not None else None, cofactors)
+
         progress(f"repairing {path} with PDBFixer")
         fixed = prepare_structure(path, keep_residues=known, add_missing_termini=add_missing_termini)
         topology, positions = fixed.topology, fixed.positions
@@ -225,10 +245,7 @@ def prepare_protein(protein, ph: float = 7.0, protein_ff: str = "amber14-all.xml
     modeller = app.Modeller(topology, positions)
 
     removed = []
-    drop = set(remove_residues)
     waters = [r for r in modeller.topology.residues() if r.name == "HOH"]
-    if remove_waters:
-        drop.add("HOH")
     doomed = [r for r in modeller.topology.residues() if r.name in drop]
     if doomed:
         removed = [f"{name} x{n}" for name, n in sorted(Counter(r.name for r in doomed).items())]
@@ -272,14 +289,12 @@ def prepare_protein(protein, ph: float = 7.0, protein_ff: str = "amber14-all.xml
         progress(f"cofactor {', '.join(m.name for m in found)}: {found[0].n_atoms} atoms, net charge "
                  f"{found[0].net_charge:+d} (GAFF2, kept in MM)")
 
-    unknown = [r for r in modeller.topology.residues() if r.name not in known
-               and r.name not in app.PDBFile._standardResidues]
-    if unknown:
-        raise StructureError(_unknown_residue_message(path, unknown, prepare))
+    _check_templates(modeller.topology, known, path, prepare)
 
     n_before = modeller.topology.getNumAtoms()
     try:
-        protonation = add_hydrogens(modeller, forcefield, ph=ph, keep_hydrogens=keep_hydrogens)
+        protonation = add_hydrogens(modeller, forcefield, ph=ph, keep_hydrogens=keep_hydrogens,
+                                    template_residues=extra)
     except ValueError as exc:
         raise StructureError(_hydrogen_failure(path, modeller.topology, exc, forcefield, prepare)) from exc
     report["protonation"] = protonation

@@ -17,11 +17,16 @@ GLU/GLH, LYS/LYN.
 """
 from __future__ import annotations
 
-from typing import Dict, List, Optional
+import io
+from typing import Dict, Iterable, List, Optional
+from xml.sax.saxutils import quoteattr
+
+import openmm.app as app
 
 from .residue_labels import residue_label
 
-__all__ = ["TITRATABLE", "form_from_hydrogens", "add_hydrogens", "summarize_protonation"]
+__all__ = ["TITRATABLE", "form_from_hydrogens", "add_hydrogens", "summarize_protonation",
+           "template_hydrogen_definitions"]
 
 #: Residue names whose protonation state is chosen (OpenMM's hydrogen definitions' names).
 TITRATABLE = ("HIS", "CYS", "ASP", "GLU", "LYS")
@@ -79,7 +84,40 @@ def _bonded(topology) -> Dict:
     return bonded
 
 
-def add_hydrogens(modeller, forcefield, ph: float = 7.0, keep_hydrogens: Optional[bool] = None) -> List[dict]:
+def template_hydrogen_definitions(forcefield, names: Iterable[str]) -> Optional[str]:
+    """``Modeller`` hydrogen definitions (XML) for residues known from force-field templates only.
+
+    OpenMM adds hydrogens to the residues of its own definitions (standard amino acids,
+    nucleotides, water); a modified residue given by a template file (``--forcefield``) would
+    stay without them.  Each hydrogen of the template becomes a definition on its bonded atom
+    (the backbone amide H, as for standard residues, not at an N-terminus).
+
+    Returns
+    -------
+    str or None
+        The XML, or None when none of ``names`` has a template with hydrogens.
+    """
+    # ForceField keeps its templates in _templates (no public accessor).
+    templates = getattr(forcefield, "_templates", {})
+    residues = []
+    for name in sorted(set(names)):
+        template = templates.get(name)
+        if template is None:
+            continue
+        lines = []
+        for atom in template.atoms:
+            if atom.element is None or atom.element.symbol not in ("H", "D") or not atom.bondedTo:
+                continue
+            parent = template.atoms[atom.bondedTo[0]].name
+            terminal = ' terminal="-C"' if (atom.name, parent) == ("H", "N") else ""
+            lines.append(f"  <H name={quoteattr(atom.name)} parent={quoteattr(parent)}{terminal}/>")
+        if lines:
+            residues.append(f" <Residue name={quoteattr(name)}>\n" + "\n".join(lines) + "\n </Residue>")
+    return "<Residues>\n" + "\n".join(residues) + "\n</Residues>\n" if residues else None
+
+
+def add_hydrogens(modeller, forcefield, ph: float = 7.0, keep_hydrogens: Optional[bool] = None,
+                  template_residues: Iterable[str] = ()) -> List[dict]:
     """Add the protein's missing hydrogens (in place), keeping the file's protonation states.
 
     Parameters
@@ -92,6 +130,10 @@ def add_hydrogens(modeller, forcefield, ph: float = 7.0, keep_hydrogens: Optiona
     keep_hydrogens : bool or None
         None (default) or True: residues that carry hydrogens keep their form; False: the
         hydrogens of titratable residues are removed and every form is chosen at ``ph``.
+    template_residues : iterable of str
+        Residue names known from extra force-field files (modified residues): they get hydrogen
+        definitions from their templates (:func:`template_hydrogen_definitions`; registered
+        with ``Modeller.loadHydrogenDefinitions`` for the rest of the process).
 
     Returns
     -------
@@ -105,6 +147,10 @@ def add_hydrogens(modeller, forcefield, ph: float = 7.0, keep_hydrogens: Optiona
         From OpenMM, when a residue cannot get hydrogens (callers name the residue).
     """
     topology = modeller.topology
+    present = {r.name for r in topology.residues()} & set(template_residues)
+    definitions = template_hydrogen_definitions(forcefield, present - set(app.PDBFile._standardResidues))
+    if definitions is not None:
+        app.Modeller.loadHydrogenDefinitions(io.StringIO(definitions))
     bonded = _bonded(topology)
     file_forms = {r.index: form_from_hydrogens(r, bonded) for r in topology.residues()}
     if keep_hydrogens is False:
