@@ -13,6 +13,7 @@ from .._util import progress
 from ..errors import HybridError, SimulationError
 from ..forces import default_platform, for_platform, is_ml_force
 from .integrators import create_mts_langevin_integrator, describe_mts
+from .stepping import step_or_stop
 from .warmup import DEFAULT_WARMUP_STEPS, check_warmup_settings, warm_up
 
 CSV_COLUMNS = ["step", "time_ps", "potential_kjmol", "kinetic_kjmol", "total_kjmol", "ml_kjmol",
@@ -245,15 +246,7 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
         progress(f"running {steps} steps of {result['timestep_fs']} fs Langevin MD at {result['temperature_k']} K")
     t0 = time.perf_counter()
     try:
-        simulation.step(steps)
-    except openmm.OpenMMException as exc:
-        if "nan" not in str(exc).lower():
-            raise
-        # OpenMM notices NaN coordinates before a reporter sees the energy; it stops at the
-        # first step of the chunk that produced them (the reporter interval bounds the chunk).
-        raise SimulationError(f"energy is not finite at step {simulation.currentStep} (OpenMM: {exc}); "
-                              f"the simulation blew up: try a smaller time step or check the "
-                              f"starting structure") from exc
+        step_or_stop(simulation, steps)
     finally:
         log.close()
     wall = time.perf_counter() - t0

@@ -24,6 +24,7 @@ from openmm import unit
 
 from .._util import progress
 from ..errors import HybridError, SimulationError
+from .stepping import step_or_stop
 
 __all__ = ["warm_up", "instantaneous_temperature", "DEFAULT_WARMUP_STEPS"]
 
@@ -103,13 +104,7 @@ def warm_up(simulation, temperature, steps: int, n_dof: int, start_temperature=N
         stage_t = start + (target - start) * min(1.0, (stage + 1) / heating_stages)
         _set_bath(integrator, stage_t)
         chunk = interval if stage < n_stages - 1 else steps - done
-        try:
-            simulation.step(chunk)
-        except openmm.OpenMMException as exc:
-            if "nan" not in str(exc).lower():
-                raise
-            raise SimulationError(f"energy is not finite at step {done + chunk} of the warm-up (OpenMM: {exc}); the "
-                                  "simulation blew up: try a smaller time step or check the starting structure") from exc
+        step_or_stop(simulation, chunk, " of the warm-up")
         done += chunk
         current = instantaneous_temperature(context, n_dof)
         if not math.isfinite(current) or current <= 0:

@@ -26,10 +26,10 @@ import networkx as nx
 import numpy as np
 from networkx.algorithms import isomorphism as nx_iso
 from openmm import unit
-from rdkit import Chem, RDLogger
+from rdkit import Chem
 
 from ..errors import LigandError, StructureError
-from .ligand import _VALID_NAME, Ligand, read_ligand_records, select_record
+from .ligand import _VALID_NAME, Ligand, parse_smiles, read_ligand_records, select_record
 from .residue_labels import residue_label
 
 __all__ = ["load_template", "molecule_from_residue", "residues_named"]
@@ -57,12 +57,8 @@ def load_template(spec) -> "Chem.Mol":
         if lowered.endswith((".sdf", ".sd", ".mol", ".mol2")):
             mol = select_record(read_ligand_records(text), f"'{text}'").mol
         else:
-            RDLogger.DisableLog("rdApp.*")
-            try:
-                mol = Chem.MolFromSmiles(text)
-            finally:
-                RDLogger.EnableLog("rdApp.*")
-            if mol is None or mol.GetNumAtoms() == 0:
+            mol = parse_smiles(text)
+            if mol is None:
                 raise LigandError(f"could not parse the template {text!r} as SMILES (and it is not an .sdf/.mol2 "
                                   "file): check the SMILES")
     return Chem.AddHs(mol)

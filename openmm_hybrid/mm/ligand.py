@@ -232,6 +232,16 @@ class Ligand:
 
 
 # ---------------------------------------------------------------------- loading
+def parse_smiles(text: str) -> Optional["Chem.Mol"]:
+    """The molecule of a SMILES string (RDKit's messages silenced), or None if it cannot be parsed."""
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        mol = Chem.MolFromSmiles(text)
+    finally:
+        RDLogger.EnableLog("rdApp.*")
+    return mol if mol is not None and mol.GetNumAtoms() > 0 else None
+
+
 def _looks_like_file(spec: str) -> bool:
     return Path(spec).suffix.lower() in _FILE_LIKE_EXTENSIONS or spec.endswith(("/", os.sep))
 
@@ -538,12 +548,8 @@ def load_ligand(spec: LigandSpec, resname: str = "LIG", seed: int = 0, name: Opt
     if name is not None or index is not None:
         raise LigandError(f"ligand_name/ligand_index choose a molecule of a ligand file, but {text!r} is not a file")
 
-    RDLogger.DisableLog("rdApp.*")
-    try:
-        mol = Chem.MolFromSmiles(text)
-    finally:
-        RDLogger.EnableLog("rdApp.*")
-    if mol is None or mol.GetNumAtoms() == 0:
+    mol = parse_smiles(text)
+    if mol is None:
         raise LigandError(
             f"could not parse {text!r} as a SMILES string (and no file of that name exists): "
             "check the SMILES, or give a .sdf/.mol/.mol2 file")
