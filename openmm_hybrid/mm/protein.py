@@ -296,7 +296,7 @@ def prepare_protein(protein, ph: float = 7.0, protein_ff: str = "amber14-all.xml
         protonation = add_hydrogens(modeller, forcefield, ph=ph, keep_hydrogens=keep_hydrogens,
                                     template_residues=extra)
     except ValueError as exc:
-        raise StructureError(_hydrogen_failure(path, modeller.topology, exc, forcefield, prepare)) from exc
+        raise StructureError(_hydrogen_failure(path, modeller.topology, exc, prepare)) from exc
     report["protonation"] = protonation
     report["hydrogens_added"] = modeller.topology.getNumAtoms() - n_before
     progress(f"protein: {modeller.topology.getNumResidues()} residues, {report['hydrogens_added']} hydrogens "
@@ -364,7 +364,7 @@ def _cofactor_residues(topology, template, resname, known, path) -> list:
     return residues_named(topology, matching.pop())
 
 
-def _hydrogen_failure(path, topology, exc, forcefield, prepare) -> str:
+def _hydrogen_failure(path, topology, exc, prepare) -> str:
     residue = residue_in_openmm_message(str(exc), topology)
     where = f"residue {residue_label(residue)}" if residue is not None else "a residue"
     if residue is not None and residue.name in app.PDBFile._standardResidues:

@@ -24,7 +24,7 @@ from .._files import check_output_folder, output_folder, write_text_atomic
 from .._util import progress, set_quiet
 from ..errors import HybridError
 from .builder import build_system, prepare_build_protein
-from .ligand import Ligand, LigandRecord, ligand_from_record, load_ligand, read_ligand_records
+from .ligand import SUPPORTED_EXTENSIONS, Ligand, LigandRecord, ligand_from_record, load_ligand, read_ligand_records
 from .parameters import parametrize
 
 __all__ = ["build_series", "SeriesResult", "SeriesLigand", "SERIES_FILE", "load_series_result"]
@@ -172,7 +172,8 @@ def _pool_context():
 def _entries(ligands, resname: str):
     """(SeriesLigand without folder, Ligand or None) per ligand of a series file or a list of molecules."""
     out = []
-    if isinstance(ligands, (str, os.PathLike)) and (Path(ligands).suffix or Path(ligands).exists()):
+    if isinstance(ligands, (str, os.PathLike)) and (Path(ligands).exists() or
+                                                    Path(ligands).suffix.lower() in SUPPORTED_EXTENSIONS):
         path = Path(ligands)
         for record in read_ligand_records(path):
             try:
