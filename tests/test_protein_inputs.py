@@ -153,6 +153,19 @@ def test_raw_structure_prepared_and_built(tmp_path):
     assert [r.name for r in top.residues()][9:12] == ["LEU", "GLU", "GLY"]  # the gap after LEU 68 is filled
 
 
+def test_missing_heavy_atom_refused_naming_the_residue_and_prepare(tmp_path):
+    lines = [line for line in (INPUTS / "thiolate-peptide.pdb").read_text().splitlines()
+             if not (line.startswith("ATOM") and line[17:20] == "ALA" and line[22:26].strip() == "2"
+                     and line[12:16].strip() in ("CB", "HB1", "HB2", "HB3"))]
+    broken = tmp_path / "no-cb.pdb"
+    broken.write_text("\n".join(lines) + "\n")
+    with pytest.raises(StructureError, match=r"cannot add hydrogens to protein file '.*no-cb.pdb': residue ALA 2 "
+                                             r"\(chain A\): it is probably missing heavy atoms: --prepare"):
+        build_system(protein=broken, solvent="vacuum")
+    assert build_system(protein=broken, solvent="vacuum", prepare=True).reports["prep.json"]["preparation"][
+        "missing_atoms_added"] == [{"residue": "ALA 2 (chain A)", "atoms": ["CB"]}]
+
+
 def test_pdbfixer_failure_is_refused_naming_the_file(tmp_path, monkeypatch):
     raw = raw_fragment(tmp_path / "raw.pdb")
 
