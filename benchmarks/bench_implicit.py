@@ -90,8 +90,10 @@ def main():
     median = {key: statistics.median(v[0] for v in values) for key, values in samples.items()}
     cpu = {key: statistics.median(v[1] for v in values) for key, values in samples.items()}
     atoms = routes["native"].system.getNumParticles()
+    context = contexts["native"]
+    threads = context.getPlatform().getPropertyValue(context, "Threads") if args.platform == "CPU" else "-"
     print(f"T4 lysozyme L99A + p-xylene, OBC2 implicit solvent, {atoms} atoms, platform {args.platform}, "
-          f"threads {contexts['native'].getPlatform().getPropertyValue(contexts['native'], 'Threads') if args.platform == 'CPU' else '-'}, "
+          f"threads {threads}, "
           f"load average {os.getloadavg()[0]:.1f}; {args.rounds} rounds, median")
     print("wall time (process CPU time), ms")
     print("| route | GB force | NonbondedForce | whole System | MD step (2 fs) |")

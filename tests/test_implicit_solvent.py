@@ -2,8 +2,9 @@
 
 The two compute the same model with the same parameters (mm/implicit_solvent.py); what differs is
 the Coulomb constant (native 138.935457644, OpenMM's ONE_4PI_EPS0; the custom expressions
-138.935485 kJ nm/mol/e^2), which scales the polar GB energy by 1 - 1.97e-7.  So the tests split the energy: the polar parts agree
-after that factor, the ACE surface terms agree directly, both to double-precision round-off.
+138.935485 kJ nm/mol/e^2), which scales the polar GB energy by 1 - 1.97e-7.  So the tests split
+the energy: the polar parts agree after that factor, the ACE surface terms agree directly, both
+to double-precision round-off.
 """
 import numpy as np
 import openmm

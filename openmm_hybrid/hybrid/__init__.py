@@ -9,4 +9,5 @@ from .ligand_check import ligand_checker
 from .mts import check_mts_groups, make_mts_ready, mts_force_groups
 from .system import HybridSystem, create_hybrid_system
 
-__all__ = ["HybridSystem", "create_hybrid_system", "ligand_checker", "check_mts_groups", "make_mts_ready", "mts_force_groups"]
+__all__ = ["HybridSystem", "create_hybrid_system", "ligand_checker", "check_mts_groups", "make_mts_ready",
+           "mts_force_groups"]

@@ -23,5 +23,6 @@ from .selection import select_region
 from .system_files import BuiltSystem, load_build, make_state
 from .templates import LigandTemplateGenerator
 
-__all__ = ["build_system", "build_series", "SeriesResult", "prepare_protein", "PreparedProtein", "MMForceField", "Ligand", "load_ligand", "select_region", "BuiltSystem", "load_build",
+__all__ = ["build_system", "build_series", "SeriesResult", "prepare_protein", "PreparedProtein", "MMForceField",
+           "Ligand", "load_ligand", "select_region", "BuiltSystem", "load_build",
            "make_state", "LigandTemplateGenerator"]

@@ -1,8 +1,8 @@
 """Implicit solvent: OBC2 with OpenMM's native ``GBSAOBCForce``, or amber14's ``CustomGBForce`` files.
 
 amber14's ``implicit/obc2.xml`` builds OBC2 as a ``CustomGBForce`` (OpenMM's
-``customgbforces.GBSAOBC2Force``): a general expression evaluator, 6 times slower than the native
-``GBSAOBCForce`` for the GB force of T4 lysozyme on the CPU platform
+``customgbforces.GBSAOBC2Force``): a general expression evaluator, 6 times slower than the
+native ``GBSAOBCForce`` for the GB force of T4 lysozyme on the CPU platform
 (``benchmarks/results/bench_implicit.md``).  :func:`add_native_obc2` adds the native force with
 the *same* per-atom parameters (``GBSAOBC2Force.getStandardParameters``: mbondi2 radii and the
 element screening factors, the call ``obc2.xml`` makes), the same dielectrics (solute 1, solvent
