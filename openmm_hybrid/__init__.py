@@ -7,7 +7,7 @@ simulation), :mod:`.analysis`, :mod:`.freeenergy`; on top, :mod:`.forcefield` (t
 ForceField route), :mod:`.integrations` (openmm-ml) and :mod:`.cli`.
 
 The names a user starts from are exported here: :func:`build_system`, :func:`load_ligand`,
-:func:`load_model`, :func:`create_hybrid_system`, :class:`HybridForceField`, :func:`run_simulation`,
+:func:`build_series`, :func:`load_model`, :func:`create_hybrid_system`, :class:`HybridForceField`, :func:`run_simulation`,
 :func:`energy_decomposition` (and a few more, see ``__all__``).
 
 Importing the package imports torch, openmm and openmm-ml, loads the compiled plugin (so that
@@ -58,7 +58,8 @@ from .embeddings.region import check_region  # noqa: E402
 from .forcefield import HybridForceField, forcefield_path  # noqa: E402  (registers the <MLMMEmbedding> tag)
 from .hybrid import HybridSystem, create_hybrid_system  # noqa: E402
 from .integrations.openmmml import register_with_openmmml  # noqa: E402
-from .mm import BuiltSystem, Ligand, LigandTemplateGenerator, build_system, load_build, load_ligand  # noqa: E402
+from .mm import (BuiltSystem, Ligand, LigandTemplateGenerator, build_series, build_system, load_build,  # noqa: E402
+                 load_ligand, prepare_protein)
 from .mm.selection import select_region  # noqa: E402
 from .models import EMLEModel, MLModel, load_model, register_model  # noqa: E402
 from .forces import serialization  # noqa: E402
@@ -70,7 +71,7 @@ plugin, ml_force = forces.plugin, forces
 for _old, _new in (("plugin", plugin), ("ml_force", ml_force), ("serialization", serialization)):
     sys.modules[f"{__name__}.{_old}"] = _new
 
-__all__ = ["build_system", "BuiltSystem", "load_build", "load_ligand", "Ligand", "LigandTemplateGenerator",
+__all__ = ["build_system", "build_series", "prepare_protein", "BuiltSystem", "load_build", "load_ligand", "Ligand", "LigandTemplateGenerator",
            "HybridForceField", "forcefield_path", "load_model", "MLModel", "register_model", "EMLEModel",
            "register_with_openmmml", "create_hybrid_system", "HybridSystem", "select_region", "check_region",
            "energy_decomposition", "run_simulation", "create_mts_langevin_integrator",

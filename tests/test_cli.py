@@ -54,7 +54,7 @@ def test_embed_energy_and_run(pipeline, capsys):
     assert e == pytest.approx(energies["total"], abs=0.05)
 
     assert main(["--quiet", "run", "--input", str(embed), "--steps", "20", "--report-interval", "5",
-                 "--minimize-iterations", "20", "--platform", "CPU", "--out", str(run)]) == 0
+                 "--minimize-iterations", "20", "--warmup-steps", "20", "--platform", "CPU", "--out", str(run)]) == 0
     out = capsys.readouterr().out
     assert "ns/day" in out
     rows = list(csv.DictReader(open(run / "log.csv")))
@@ -64,6 +64,7 @@ def test_embed_energy_and_run(pipeline, capsys):
         assert (run / name).is_file()
     summary = json.loads((run / "run.json").read_text())
     assert summary["ns_per_day"] > 0 and summary["scheme"] == "single time step"
+    assert summary["warmup"]["steps"] == 20
 
 
 @requires_ani

@@ -172,7 +172,7 @@ def test_multiple_molecules_and_fragments(tmp_path):
             m = Chem.AddHs(Chem.MolFromSmiles(smi))
             AllChem.EmbedMolecule(m, randomSeed=1)
             w.write(m)
-    with pytest.raises(LigandError, match=r"contains 2 molecules; which one to use is ambiguous"):
+    with pytest.raises(LigandError, match=r"contains 2 molecules \(0: two-0, 1: two-1\); which one to use is ambiguous"):
         load_ligand(path)
     with pytest.raises(LigandError, match=r"2 disconnected fragments"):
         load_ligand("CC(=O)[O-].[Na+]")

@@ -421,7 +421,7 @@ def test_cli_embed_mts_ready_and_run_mts(tmp_path, pxylene_water, capsys):
     assert info["mts_ready"] is True
     assert info["force_groups"] == {"ml": 1, "mm": [0], "fast": [0], "slow": 1}
     assert main(["--quiet", "run", "--input", str(embed), "--mts", "4", "--timestep", "2", "--steps", "6",
-                 "--report-interval", "3", "--minimize-iterations", "10", "--platform", "CPU",
+                 "--report-interval", "3", "--minimize-iterations", "10", "--warmup-steps", "6", "--platform", "CPU",
                  "--out", str(run)]) == 0
     summary = json.loads((run / "run.json").read_text())
     assert summary["integrator"] == "RESPAIntegrator (BAOAB-RESPA Langevin)"

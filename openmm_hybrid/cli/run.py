@@ -7,10 +7,11 @@ from openmm import unit
 from .._files import output_folder
 from .._util import progress
 from ..dynamics.simulation import run_simulation
+from ..dynamics.warmup import DEFAULT_WARMUP_STEPS
 from ..errors import HybridError, RunInterrupted, SimulationError
 from ..hybrid.mts import mts_force_groups
+from ..mm.builder import build_system
 from ..mm.system_files import load_build
-from .build import cmd_build
 from .embed import embed_directory
 from .options import add_output_arguments, add_platform_argument, interruptible
 
@@ -37,7 +38,8 @@ def cmd_run(args):
                                     minimize=not args.no_minimize, minimize_iterations=args.minimize_iterations,
                                     report_interval=args.report_interval, box_vectors=box, seed=args.seed,
                                     mts_substeps=args.mts, force_groups=force_groups,
-                                    checkpoint_interval=args.checkpoint_interval, resume=args.resume)
+                                    checkpoint_interval=args.checkpoint_interval, resume=args.resume,
+                                    warmup_steps=args.warmup_steps)
         except SimulationError as exc:
             raise SimulationError(f"{exc}\nThe log and trajectory up to the stop are in '{work}' (a later run "
                                   f"into --out {out} needs --overwrite to discard them)") from exc
@@ -55,12 +57,9 @@ def _bundled_example(args, out: Path, work: Path) -> Path:
         raise HybridError(f"the bundled example is not at {EXAMPLE_DIR}; install from a source checkout "
                           f"(pip install -e .) or pass --input")
     progress(f"no --input: running the bundled example (T4 lysozyme L99A + p-xylene) in {out}")
-    build_args = argparse.Namespace(protein=str(EXAMPLE_DIR / "receptor.pdb"),
-                                    ligand=str(EXAMPLE_DIR / "p-xylene.sdf"), ligand_resname="LIG",
-                                    solvent="explicit", padding=args.example_padding, ionic_strength=0.15,
-                                    ph=7.0, ligand_ff="gaff2", water_model="tip3p", hmr=None,
-                                    box_shape="dodecahedron", out=str(work / "build"), overwrite=True)
-    cmd_build(build_args)
+    build_system(protein=str(EXAMPLE_DIR / "receptor.pdb"), ligand=str(EXAMPLE_DIR / "p-xylene.sdf"),
+                 solvent="explicit", padding=args.example_padding * unit.nanometer,
+                 box_shape="dodecahedron").save(work / "build")
     embed_directory(work / "build", work / "embed", region="resname LIG", model="ani2x",
                     mts_ready=args.mts is not None, overwrite=True)
     return work / "embed"
@@ -80,6 +79,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--temperature", type=float, default=300.0, help="K")
     p.add_argument("--report-interval", type=int, default=None)
     p.add_argument("--no-minimize", action="store_true")
+    p.add_argument("--warmup-steps", type=int, default=DEFAULT_WARMUP_STEPS,
+                   help=f"after minimisation, heat from 10%% of --temperature to it with velocity rescaling every 10 "
+                        f"steps over half of these steps, then hold (default {DEFAULT_WARMUP_STEPS}; outer steps with "
+                        f"--mts; 0: velocities drawn at --temperature only); recorded in run.json")
     p.add_argument("--minimize-iterations", type=int, default=200,
                    help="L-BFGS iterations at most (default 200; 0: to convergence, slow for solvated systems)")
     p.add_argument("--seed", type=int, default=0)

@@ -18,6 +18,8 @@ from ..forces.fingerprint import system_fingerprint
 from . import run_checkpoint
 from .integrators import create_mts_langevin_integrator, describe_mts
 from .stability import BlowUpDetector
+from .stepping import step_or_stop
+from .warmup import DEFAULT_WARMUP_STEPS, check_warmup_settings, warm_up
 
 CSV_COLUMNS = ["step", "time_ps", "potential_kjmol", "kinetic_kjmol", "total_kjmol", "ml_kjmol",
                "temperature_k", "speed_ns_per_day"]
@@ -175,8 +177,10 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
                    minimize: bool = True, minimize_iterations: int = 1000, report_interval: Optional[int] = None,
                    box_vectors=None, seed: int = 0, parameters: Optional[dict] = None,
                    mts_substeps: Optional[int] = None, force_groups: Optional[dict] = None,
-                   checkpoint_interval: Optional[int] = None, resume: bool = False) -> dict:
-    """Minimise, then run Langevin dynamics (``LangevinMiddleIntegrator``, or BAOAB-RESPA
+                   checkpoint_interval: Optional[int] = None, resume: bool = False,
+                   warmup_steps: Optional[int] = DEFAULT_WARMUP_STEPS) -> dict:
+    """Minimise, warm up (:func:`~openmm_hybrid.dynamics.warmup.warm_up`), then run Langevin dynamics
+    (``LangevinMiddleIntegrator``, or BAOAB-RESPA
     (:func:`openmm_hybrid.integrators.create_mts_langevin_integrator`) with ``mts_substeps``).
 
     Writes into ``out_dir``: ``trajectory.dcd``, ``log.csv`` (see :class:`HybridLogReporter`),
@@ -228,6 +232,10 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
         Continue the run whose checkpoint is in ``out_dir`` (same System, settings and platform,
         else :class:`~openmm_hybrid.errors.CheckpointError` names what differs); the log and
         trajectory are cut back to the checkpoint's step and continued.
+    warmup_steps : int
+        Steps of heating with velocity rescaling before the production steps (default 1000; 0:
+        velocities drawn at ``temperature`` only); not logged, and the production starts at step 0.
+        A resumed run does not warm up again.
 
     Returns
     -------
@@ -248,6 +256,7 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
     timestep = as_quantity(timestep, unit.femtosecond)
     temperature = as_quantity(temperature, unit.kelvin)
     friction = as_quantity(friction, unit.picosecond ** -1)
+    warmup_steps = check_warmup_settings(warmup_steps)
     check_run_arguments(steps, timestep.value_in_unit(unit.femtosecond), temperature.value_in_unit(unit.kelvin),
                         friction.value_in_unit(unit.picosecond ** -1), report_interval, checkpoint_interval,
                         minimize_iterations, mts_substeps)
@@ -300,7 +309,7 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
     else:
         first = 0
         result = _start(simulation, positions, box_vectors, parameters, temperature, seed, minimize,
-                        minimize_iterations, platform_name)
+                        minimize_iterations, platform_name, warmup_steps, n_dof)
         result.update({"platform": platform_name, "steps": steps,
                        "timestep_fs": timestep.value_in_unit(unit.femtosecond),
                        "temperature_k": temperature.value_in_unit(unit.kelvin),
@@ -341,8 +350,8 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
 
 
 def _start(simulation, positions, box_vectors, parameters, temperature, seed, minimize, minimize_iterations,
-           platform_name) -> dict:
-    """Set the starting state, minimise and draw velocities; returns the first entries of ``run.json``."""
+           platform_name, warmup_steps: int, n_dof: int) -> dict:
+    """Set the starting state, minimise and warm up; returns the first entries of ``run.json``."""
     with openmm_errors("at the starting structure (step 0)"):
         if box_vectors is not None:
             simulation.context.setPeriodicBoxVectors(*box_vectors)
@@ -361,7 +370,9 @@ def _start(simulation, positions, box_vectors, parameters, temperature, seed, mi
             e_min = minimize_with_progress(simulation, int(minimize_iterations))
         progress(f"minimised to {e_min:.1f} kJ/mol in {time.perf_counter() - t0:.1f} s")
         result["minimized_energy_kjmol"] = e_min
-    simulation.context.setVelocitiesToTemperature(temperature, seed)
+    result["warmup"] = warm_up(simulation, temperature, warmup_steps, n_dof, seed=seed)
+    simulation.currentStep = 0
+    simulation.context.setTime(0.0)
     return result
 
 
@@ -386,22 +397,13 @@ def _advance(simulation, steps: int, report_interval: int, checkpoint_interval: 
         target = min(steps, (step // chunk + 1) * chunk)
         try:
             with openmm_errors(f"between MD steps {step} and {target}"):
-                simulation.step(target - step)
+                step_or_stop(simulation, target - step)
         except ValueError as exc:  # a trajectory reporter refusing NaN or infinite coordinates
             if "nan" not in str(exc).lower() and "infinite" not in str(exc).lower():
                 raise
             raise SimulationError(f"coordinates are not finite at step {simulation.currentStep} ({exc}); the "
                                   f"simulation blew up: try a smaller time step or check the starting "
                                   f"structure") from exc
-        except SimulationError as exc:
-            cause = exc.__cause__
-            if cause is not None and "nan" in str(cause).lower():
-                # OpenMM notices NaN coordinates before a reporter sees the energy; it stops at the
-                # first step of the chunk that produced them
-                raise SimulationError(f"energy is not finite at step {simulation.currentStep} (OpenMM: {cause}); "
-                                      f"the simulation blew up: try a smaller time step or check the "
-                                      f"starting structure") from cause
-            raise
         step = simulation.currentStep
         if stop.requested or (step - last_saved >= checkpoint_interval and step < steps):
             run_checkpoint.save_checkpoint(out, simulation.context, fingerprint, record)

@@ -39,7 +39,9 @@ class Embedding:
     * **describe its settings** (:meth:`settings`): check the options before anything slow
       happens and return the effective settings as recorded in ``embed.json``;
     * **check positions** (:meth:`check_positions`, optional): refuse coordinates the method
-      cannot handle (e.g. a box too small for a cutoff), with a message naming the problem.
+      cannot handle (e.g. a box too small for a cutoff), with a message naming the problem;
+    * **check a molecule** (:meth:`check_molecule`, optional): refuse elements or charges the
+      method cannot take, before anything is built.
 
     Methods that are "the mechanical System plus coupling forces" implement
     :meth:`add_coupling_forces`; openmm-ml's route then adds those forces to openmm-ml's own
@@ -58,6 +60,14 @@ class Embedding:
 
     def check_positions(self, topology, system: openmm.System, atoms: List[int], positions, **options) -> None:
         """Refuse ``positions`` (nm) this method cannot handle; the default accepts any."""
+
+    def check_molecule(self, atomic_numbers, net_charge: float, what: str = "the ML region", **options) -> None:
+        """Refuse a region this method cannot take, from its elements and net charge alone.
+
+        Cheap (no System, no model weights): ``build --model ... --embedding ...`` calls it on the
+        ligand before parametrising it.  ``what`` names the atoms in the message.  The default
+        accepts any.
+        """
 
     def create_system(self, topology, system: openmm.System, atoms: List[int], model, force_group: int,
                       interpolate: bool, total_charge: float = 0.0, **options) -> openmm.System:

@@ -29,7 +29,8 @@ import torch
 from openmm import unit
 
 from ..errors import HybridError
-from ..models.emle import ALPHA_MODES, EMLE_METHODS, EMLEModel
+from ..models.base import ModelCapabilities
+from ..models.emle import ALPHA_MODES, EMLE_ELEMENTS, EMLE_METHODS, EMLEModel, load_emle_parameters
 from .base import refuse_unknown_options
 from .emle_coupling import check_cutoff_fits_box, create_emle_force, environment_charges, minimum_image
 from .interpolation import INTERPOLATION_PARAMETER
@@ -95,6 +96,18 @@ class ElectrostaticEmbedding(MechanicalEmbedding):
     def settings(self, **options) -> dict:
         refuse_unknown_options(self, options)
         return resolve_settings(**options)
+
+    def check_molecule(self, atomic_numbers, net_charge: float, what: str = "the ML region", **options) -> None:
+        """Refuse elements EMLE has no parameters for (H C N O S); the EMLE file is read (and checked), not compiled.
+
+        Charged regions are accepted: EMLE's charge equilibration takes the net charge.
+        """
+        settings = self.settings(**options)
+        given = options.get("emle_model")
+        label = given.path if isinstance(given, EMLEModel) else settings["emle_model"]
+        if not isinstance(given, EMLEModel):
+            load_emle_parameters(label)
+        ModelCapabilities(EMLE_ELEMENTS, True).check(f"EMLE ({label})", atomic_numbers, net_charge, what=what)
 
     def check_positions(self, topology, system: openmm.System, atoms: List[int], positions, **options) -> None:
         """Refuse a periodic box too small for the embedding at ``positions``.

@@ -24,6 +24,7 @@ import openmm.app as app
 
 from .._util import progress
 from ..errors import HybridError, ParameterizationError, RegionError
+from .residue_labels import residue_in_openmm_message, residue_label
 from .selection import select_region
 from .templates import LigandTemplateGenerator
 
@@ -138,6 +139,12 @@ class FlexibleRegionGenerator:
                      f"stays flexible; use a 1 fs time step or hydrogen mass repartitioning)")
 
 
+def _as_list(molecules) -> list:
+    if isinstance(molecules, (str, os.PathLike)) or not hasattr(molecules, "__iter__"):
+        return [molecules]  # one molecule given on its own
+    return list(molecules)
+
+
 class MMForceField(app.ForceField):
     """An ``openmm.app.ForceField`` that parametrises small molecules and keeps them flexible.
 
@@ -159,19 +166,34 @@ class MMForceField(app.ForceField):
         ligands' residues.
     constrain_region : bool
         Apply ``constraints`` inside the region too (no flexible region).
+    charge_method : {"bcc", "abcg2", "gas"}
+        GAFF2 charge method of the ligands and cofactors (AM1-BCC by default).
+    cofactors : iterable, optional
+        Further small molecules (cofactors, second ligands) parametrised like the ligands but
+        never part of the ML region.
+    ligand_parameters : iterable of LigandParameters, optional
+        Parameters computed beforehand for some of the ``ligands``/``cofactors`` (see
+        :class:`LigandTemplateGenerator`).
     """
 
     def __init__(self, *files, ligands: Iterable = (), ligand_forcefield: str = "gaff2", ligand_cache: bool = True,
-                 region=None, constrain_region: bool = False):
+                 region=None, constrain_region: bool = False, charge_method: str = "bcc", cofactors: Iterable = (),
+                 ligand_parameters: Iterable = ()):
         super().__init__(*files)
-        if isinstance(ligands, (str, os.PathLike)) or not hasattr(ligands, "__iter__"):
-            ligands = [ligands]  # one molecule given on its own
-        ligands = list(ligands)
+        ligands, cofactors = _as_list(ligands), _as_list(cofactors)
+        ligand_parameters = list(ligand_parameters)
         self.ligand_generator = None
+        self.cofactor_generator = None
         if ligands:
             self.ligand_generator = LigandTemplateGenerator(ligands, forcefield=ligand_forcefield,
-                                                            cache=ligand_cache)
+                                                            cache=ligand_cache, charge_method=charge_method,
+                                                            parameters=ligand_parameters)
             self.registerTemplateGenerator(self.ligand_generator.generator)
+        if cofactors:
+            self.cofactor_generator = LigandTemplateGenerator(cofactors, forcefield=ligand_forcefield,
+                                                              cache=ligand_cache, charge_method=charge_method,
+                                                              parameters=ligand_parameters)
+            self.registerTemplateGenerator(self.cofactor_generator.generator)
         self.region = region
         self.region_generator = None
         if not constrain_region and (region is not None or self.ligand_generator is not None):
@@ -191,7 +213,8 @@ class MMForceField(app.ForceField):
         Raises
         ------
         ParameterizationError
-            A residue has no template and matches none of the ``ligands``.
+            A residue has no template and matches none of the ``ligands``; the message names it
+            by chain and file residue number and says which option provides a template.
         LigandError
             A residue matches a ligand's heavy atoms but not its hydrogens.
         """
@@ -199,10 +222,25 @@ class MMForceField(app.ForceField):
             return super().createSystem(topology, *args, **kwargs)
         except ValueError as exc:
             if str(exc).startswith("No template found") and not isinstance(exc, HybridError):
-                known = ", ".join(f"{l.name} ({l.resname})" for l in self.ligand_generator.molecules) \
-                    if self.ligand_generator is not None else "none"
-                raise ParameterizationError(
-                    f"a residue has no template: it is not in the force-field files and matches none of the "
-                    f"ligands given to {type(self).__name__} (ligands: {known}); add its molecule (SDF/MOL2 file, SMILES or RDKit "
-                    f"molecule, with the hydrogens of the structure) to ligands=[...].\nOpenMM: {exc}") from exc
+                raise ParameterizationError(self.missing_template_message(topology, exc)) from exc
             raise
+
+    def missing_template_message(self, topology, exc) -> str:
+        """Why a residue of ``topology`` has no template, naming it by chain and file number, and what to do."""
+        residue = residue_in_openmm_message(str(exc), topology)
+        what = f"residue {residue_label(residue)}" if residue is not None else "a residue"
+        known = [f"{l.name} ({l.resname})" for g in (self.ligand_generator, self.cofactor_generator)
+                 if g is not None for l in g.molecules]
+        if residue is not None and residue.name in app.PDBFile._standardResidues:
+            advice = ("it is a standard residue whose atoms do not match its template (missing or extra atoms): "
+                      "repair the structure, e.g. with --prepare (PDBFixer adds missing heavy atoms; "
+                      "prepare=True), or give a template for this form with --forcefield FILE.xml "
+                      "(forcefield_files=[...])")
+        else:
+            advice = ("for a modified residue or a metal site, give its template with --forcefield FILE.xml "
+                      "(forcefield_files=[...]); for a small molecule kept in MM (cofactor, second ligand), give "
+                      "its molecule with --cofactor FILE_OR_SMILES:RESNAME (cofactors=[...]); for the ML ligand, "
+                      "give its molecule (SDF/MOL2, SMILES or RDKit, with the structure's hydrogens) as the ligand "
+                      "(ligands=[...])")
+        return (f"{what} has no template: it is not in the force-field files and matches none of the molecules "
+                f"given ({', '.join(known) or 'none'}); {advice}.\nOpenMM: {exc}")

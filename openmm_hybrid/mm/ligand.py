@@ -5,15 +5,17 @@ hydrogens and one 3D conformer, plus the bookkeeping the rest of the package
 needs (residue name, unique PDB-safe atom names, net charge, identity key for
 caching).  :func:`load_ligand` builds one from any supported input and refuses
 inputs that cannot be simulated as given (missing hydrogens, 2D coordinates,
-several molecules, several fragments) with a message naming the problem.
+several molecules and no choice among them, several fragments) with a message naming the problem.
 
 Rules
 -----
 * Files (``.sdf``/``.sd``/``.mol``/``.mol2``) are read with RDKit, keeping the
-  hydrogens (``removeHs=False``) and sanitising.  The file must hold exactly
-  **one** molecule: a multi-molecule file is refused, since which molecule to
-  use would be ambiguous.  The molecule must have all hydrogens explicit and
-  3D coordinates; nothing is added or moved.
+  hydrogens (``removeHs=False``) and sanitising.  A file of several molecules
+  (a ligand series) is read record by record (:func:`read_ligand_records`);
+  :func:`load_ligand` then needs the molecule's title (``name``) or position
+  (``index``), and refuses without, listing the molecules present.  The
+  molecule must have all hydrogens explicit and 3D coordinates; nothing is
+  added or moved.
 * A string that is not an existing path and does not end in a molecular-file
   extension is parsed as SMILES: hydrogens are added, one conformer is
   embedded with ETKDG (fixed random seed) and MMFF94-optimised.
@@ -26,7 +28,8 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from dataclasses import dataclass
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -38,7 +41,8 @@ try:  # RDKit is a hard dependency of the ligand code; fail with a clear message
 except ImportError as exc:  # pragma: no cover - environment problem
     raise ImportError("openmm_hybrid.mm.ligand needs RDKit (pip install rdkit)") from exc
 
-__all__ = ["Ligand", "load_ligand", "SUPPORTED_EXTENSIONS"]
+__all__ = ["Ligand", "LigandRecord", "load_ligand", "ligand_from_record", "read_ligand_records", "select_record",
+           "SUPPORTED_EXTENSIONS"]
 
 #: File extensions :func:`load_ligand` reads (lower case, with dot).
 SUPPORTED_EXTENSIONS = (".sdf", ".sd", ".mol", ".mol2")
@@ -228,6 +232,16 @@ class Ligand:
 
 
 # ---------------------------------------------------------------------- loading
+def parse_smiles(text: str) -> Optional["Chem.Mol"]:
+    """The molecule of a SMILES string (RDKit's messages silenced), or None if it cannot be parsed."""
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        mol = Chem.MolFromSmiles(text)
+    finally:
+        RDLogger.EnableLog("rdApp.*")
+    return mol if mol is not None and mol.GetNumAtoms() > 0 else None
+
+
 def _looks_like_file(spec: str) -> bool:
     return Path(spec).suffix.lower() in _FILE_LIKE_EXTENSIONS or spec.endswith(("/", os.sep))
 
@@ -271,8 +285,80 @@ def _check_mol(mol: "Chem.Mol", label: str) -> None:
             "generate a 3D conformer (e.g. RDKit EmbedMolecule, OpenBabel --gen3d) and save it again")
 
 
-def _read_file(path: Path) -> "Chem.Mol":
-    """Read exactly one molecule from ``path`` (explicit H kept, sanitised)."""
+@dataclass
+class LigandRecord:
+    """One molecule record of a ligand file.
+
+    Attributes
+    ----------
+    index : int
+        Position in the file, from 0.
+    name : str
+        The record's title (first line of an SDF record, the line after ``@<TRIPOS>MOLECULE`` in
+        MOL2); ``"<file stem>-<index>"`` when the title is empty.
+    mol : rdkit.Chem.Mol or None
+        The molecule (hydrogens kept, sanitised), or None when RDKit cannot read it.
+    error : str or None
+        Why the record cannot be read (None when ``mol`` is set).
+    """
+
+    index: int
+    name: str
+    mol: Optional["Chem.Mol"]
+    error: Optional[str] = None
+
+
+def _split_records(text: str, ext: str) -> List[Tuple[str, str]]:
+    """(title, block) of every molecule record in an SDF or MOL2 text."""
+    if ext == ".mol2":
+        starts = [m.start() for m in re.finditer(r"^\s*@<TRIPOS>MOLECULE", text, flags=re.M)]
+        blocks = [text[a:b] for a, b in zip(starts, starts[1:] + [len(text)])]
+        return [((block.splitlines()[1] if len(block.splitlines()) > 1 else "").strip(), block) for block in blocks]
+    blocks = [block for block in re.split(r"^\$\$\$\$[^\n]*\n?", text, flags=re.M) if block.strip()]
+    return [(block.splitlines()[0].strip() if block.splitlines() else "", block) for block in blocks]
+
+
+def _parse_record(block: str, ext: str) -> Tuple[Optional["Chem.Mol"], Optional[str]]:
+    RDLogger.DisableLog("rdApp.*")
+    try:
+        if ext == ".mol2":
+            mol = Chem.MolFromMol2Block(block, removeHs=False, sanitize=True)
+            hint = "check SYBYL atom types, charges and bond orders, or use SDF"
+        else:
+            mol = Chem.MolFromMolBlock(block, removeHs=False, sanitize=True)
+            hint = "check atom valences, charges and bond orders"
+    except Exception as exc:  # RDKit raises on some malformed blocks instead of returning None
+        return None, f"RDKit cannot read the record ({exc})"
+    finally:
+        RDLogger.EnableLog("rdApp.*")
+    if mol is None:
+        return None, f"RDKit cannot read or sanitise the molecule ({hint})"
+    if mol.GetNumAtoms() == 0:
+        return None, "the record holds no atoms"
+    return mol, None
+
+
+def read_ligand_records(path) -> List[LigandRecord]:
+    """Every molecule record of an SDF/MOL2 file, readable or not (a series file).
+
+    Parameters
+    ----------
+    path : str or Path
+        ``.sdf``/``.sd``/``.mol``/``.mol2`` file.
+
+    Returns
+    -------
+    list of LigandRecord
+        In file order; a record RDKit cannot read has ``mol=None`` and ``error`` saying why.
+
+    Raises
+    ------
+    InputFileError
+        Missing or unreadable file, unsupported extension.
+    LigandError
+        The file holds no molecule record at all.
+    """
+    path = Path(path)
     label = f"'{path}'"
     ext = path.suffix.lower()
     if not path.exists():
@@ -288,45 +374,62 @@ def _read_file(path: Path) -> "Chem.Mol":
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"cannot read ligand file {label}: {exc}") from exc
-
     if not text.strip():
         raise LigandError(f"ligand file {label} contains no molecule (the file is empty)")
-    RDLogger.DisableLog("rdApp.*")
-    try:
-        if ext in (".sdf", ".sd", ".mol"):
-            supplier = Chem.SDMolSupplier()
-            supplier.SetData(text, removeHs=False, sanitize=True)
-            try:
-                mols = [m for m in supplier]
-            except (RuntimeError, OSError, ValueError) as exc:
-                raise LigandError(f"could not parse ligand file {label}: {exc}") from exc
-            if not mols:
-                raise LigandError(f"ligand file {label} contains no molecule")
-            if len(mols) > 1:
-                raise LigandError(
-                    f"ligand file {label} contains {len(mols)} molecules; which one to use is ambiguous: "
-                    "write the ligand to its own file (one molecule per file)")
-            mol = mols[0]
-            if mol is None:
-                raise LigandError(f"could not parse ligand file {label}: RDKit cannot read or sanitise the "
-                                  "molecule (check atom valences, charges and bond orders)")
-        else:  # .mol2
-            n_mol = len(re.findall(r"^\s*@<TRIPOS>MOLECULE", text, flags=re.M))
-            if n_mol == 0:
-                raise LigandError(f"ligand file {label} contains no molecule (no @<TRIPOS>MOLECULE record)")
-            if n_mol > 1:
-                raise LigandError(
-                    f"ligand file {label} contains {n_mol} molecules; which one to use is ambiguous: "
-                    "write the ligand to its own file (one molecule per file)")
-            mol = Chem.MolFromMol2File(str(path), removeHs=False, sanitize=True)
-            if mol is None:
-                raise LigandError(f"could not parse ligand file {label}: RDKit cannot read or sanitise the "
-                                  "MOL2 molecule (check SYBYL atom types, charges and bond orders, or use SDF)")
-    finally:
-        RDLogger.EnableLog("rdApp.*")
-    if mol.GetNumAtoms() == 0:
-        raise LigandError(f"ligand file {label} contains no atoms")
-    return mol
+    ext = ".mol2" if ext == ".mol2" else ".sdf"
+    records = []
+    for index, (title, block) in enumerate(_split_records(text, ext)):
+        mol, error = _parse_record(block, ext)
+        name = title if title and set(title) != {"*"} else f"{path.stem}-{index}"
+        records.append(LigandRecord(index, name, mol, error))
+    if not records:
+        what = "no @<TRIPOS>MOLECULE record" if ext == ".mol2" else "no molecule record"
+        raise LigandError(f"ligand file {label} contains no molecule ({what})")
+    return records
+
+
+def _listing(records: Sequence[LigandRecord]) -> str:
+    shown = ", ".join(f"{r.index}: {r.name}" for r in records[:30])
+    return shown + (f", ... ({len(records)} records)" if len(records) > 30 else "")
+
+
+def select_record(records: Sequence[LigandRecord], label: str, name: Optional[str] = None,
+                  index: Optional[int] = None) -> LigandRecord:
+    """The record chosen by ``name`` (its title) or ``index`` (from 0); the only one if neither.
+
+    Raises
+    ------
+    LigandError
+        Several records and no choice, an unknown name or index, a name several records share,
+        or a chosen record RDKit cannot read; the message lists the records present.
+    """
+    if name is not None and index is not None:
+        raise LigandError(f"ligand file {label}: give the ligand's name or its index, not both")
+    if name is None and index is None:
+        if len(records) > 1:
+            raise LigandError(
+                f"ligand file {label} contains {len(records)} molecules ({_listing(records)}); which one to "
+                "use is ambiguous: choose one with --ligand-name NAME (ligand_name=) or --ligand-index K "
+                "(ligand_index=, from 0), or build them all with --ligands FILE (build_series)")
+        chosen = records[0]
+    elif name is not None:
+        matches = [r for r in records if r.name == str(name).strip()]
+        if not matches:
+            raise LigandError(f"ligand file {label} has no molecule named {name!r}; the molecules are: "
+                              f"{_listing(records)}")
+        if len(matches) > 1:
+            raise LigandError(f"ligand file {label} has {len(matches)} molecules named {name!r} (indices "
+                              f"{', '.join(str(r.index) for r in matches)}): choose one with --ligand-index K")
+        chosen = matches[0]
+    else:
+        if not 0 <= int(index) < len(records):
+            raise LigandError(f"ligand file {label} has {len(records)} molecules (indices 0 to {len(records) - 1}), "
+                              f"so there is no index {index}; the molecules are: {_listing(records)}")
+        chosen = records[int(index)]
+    if chosen.mol is None:
+        raise LigandError(f"could not parse molecule {chosen.index} ({chosen.name!r}) of ligand file {label}: "
+                          f"{chosen.error}")
+    return chosen
 
 
 def _mol_name(mol: "Chem.Mol", fallback: str) -> str:
@@ -352,14 +455,28 @@ def _embed(mol: "Chem.Mol", label: str, seed: int) -> "Chem.Mol":
     return mol
 
 
-def load_ligand(spec: LigandSpec, resname: str = "LIG", seed: int = 0) -> Ligand:
+def ligand_from_record(record: LigandRecord, path, resname: str = "LIG", single: bool = False) -> Ligand:
+    """The :class:`Ligand` of one record of ``path`` (checked like any ligand file); ``single``: the
+    file holds only this record (messages then name the file alone)."""
+    label = f"'{path}'" if single else f"{record.name!r} (molecule {record.index} of '{path}')"
+    if record.mol is None:
+        raise LigandError(f"could not parse ligand {label}: {record.error}")
+    mol = Chem.Mol(record.mol)
+    _check_mol(mol, label)
+    Chem.AssignStereochemistryFrom3D(mol)
+    return Ligand(mol, resname=resname, name=record.name, source=str(path))
+
+
+def load_ligand(spec: LigandSpec, resname: str = "LIG", seed: int = 0, name: Optional[str] = None,
+                index: Optional[int] = None) -> Ligand:
     """Load a ligand from a file, an RDKit molecule or a SMILES string.
 
     Parameters
     ----------
     spec : str, os.PathLike, rdkit.Chem.Mol or Ligand
-        * path to a ``.sdf``/``.sd``/``.mol``/``.mol2`` file holding exactly one
-          molecule with explicit hydrogens and 3D coordinates (angstrom);
+        * path to a ``.sdf``/``.sd``/``.mol``/``.mol2`` file with explicit hydrogens and 3D
+          coordinates (angstrom); a file of several molecules (a series) needs ``name`` or
+          ``index``;
         * an RDKit molecule (used as is if it has a 3D conformer, which then
           needs explicit hydrogens; otherwise hydrogens are added and a
           conformer is embedded);
@@ -371,6 +488,8 @@ def load_ligand(spec: LigandSpec, resname: str = "LIG", seed: int = 0) -> Ligand
         Residue name for the ligand (1-4 letters/digits, default "LIG").
     seed : int, optional
         Random seed of the ETKDG embedding (SMILES / conformer-less Mol input).
+    name, index : str or int, optional
+        Which molecule of a multi-molecule file: its title, or its position (from 0).
 
     Returns
     -------
@@ -381,9 +500,13 @@ def load_ligand(spec: LigandSpec, resname: str = "LIG", seed: int = 0) -> Ligand
     InputFileError
         Missing/unreadable file or unsupported extension.
     LigandError
-        Unparsable file or SMILES, no molecule, several molecules, missing
-        hydrogens or radicals, no 3D coordinates, disconnected fragments.
+        Unparsable file or SMILES, no molecule, several molecules and no ``name``/``index`` (the
+        message lists them), missing hydrogens or radicals, no 3D coordinates, disconnected
+        fragments.
     """
+    if (name is not None or index is not None) and not isinstance(spec, (str, os.PathLike)):
+        raise LigandError("ligand_name and ligand_index choose a molecule of a ligand file; "
+                          f"the ligand was given as {type(spec).__name__}")
     if isinstance(spec, Ligand):
         if resname == spec.resname:
             return spec
@@ -408,10 +531,11 @@ def load_ligand(spec: LigandSpec, resname: str = "LIG", seed: int = 0) -> Ligand
 
     if isinstance(spec, os.PathLike):
         path = Path(spec)
-        mol = _read_file(path)
-        _check_mol(mol, f"'{path}'")
-        Chem.AssignStereochemistryFrom3D(mol)
-        return Ligand(mol, resname=resname, name=_mol_name(mol, path.stem), source=str(path))
+        records = read_ligand_records(path)
+        record = select_record(records, f"'{path}'", name=name, index=index)
+        if len(records) == 1 and record.name == f"{path.stem}-0":
+            record = LigandRecord(0, path.stem, record.mol)
+        return ligand_from_record(record, path, resname, single=len(records) == 1)
 
     if not isinstance(spec, str):
         raise LigandError(f"cannot make a ligand from {type(spec).__name__}: give a file path, SMILES or RDKit Mol")
@@ -420,14 +544,12 @@ def load_ligand(spec: LigandSpec, resname: str = "LIG", seed: int = 0) -> Ligand
     if not text:
         raise LigandError("empty ligand specification: give a file path or a SMILES string")
     if os.path.exists(text) or _looks_like_file(text):
-        return load_ligand(Path(text), resname=resname, seed=seed)
+        return load_ligand(Path(text), resname=resname, seed=seed, name=name, index=index)
+    if name is not None or index is not None:
+        raise LigandError(f"ligand_name/ligand_index choose a molecule of a ligand file, but {text!r} is not a file")
 
-    RDLogger.DisableLog("rdApp.*")
-    try:
-        mol = Chem.MolFromSmiles(text)
-    finally:
-        RDLogger.EnableLog("rdApp.*")
-    if mol is None or mol.GetNumAtoms() == 0:
+    mol = parse_smiles(text)
+    if mol is None:
         raise LigandError(
             f"could not parse {text!r} as a SMILES string (and no file of that name exists): "
             "check the SMILES, or give a .sdf/.mol/.mol2 file")

@@ -141,7 +141,7 @@ def check_structure(topology, positions, allow_chain_breaks: bool = False) -> No
         raise StructureError(
             f"the protein chain is broken {len(breaks)} time(s), residues are missing: {listed}{more} (a peptide "
             f"bond is {0.133:.3f} nm; OpenMM would bond the residues across the gap). Add the missing residues "
-            f"(e.g. with PDBFixer), or pass --allow-chain-breaks (Python: allow_chain_breaks=True) to build "
+            f"with --prepare (PDBFixer; Python: prepare=True), or pass --allow-chain-breaks (Python: allow_chain_breaks=True) to build "
             f"with the stretched bonds")
     clashes = find_clashes(topology, positions)
     if clashes:

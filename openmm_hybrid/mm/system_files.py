@@ -35,6 +35,8 @@ class BuiltSystem:
         Atom counts, ligand net charge, force fields, box; written as ``build.json``.
     state : openmm.State, optional
         Full state (positions, velocities, box, parameters) when read from disk.
+    reports : dict
+        Further JSON files to write beside ``info``: file name -> JSON-able content (``prep.json``).
     """
 
     topology: "app.Topology"
@@ -42,9 +44,11 @@ class BuiltSystem:
     positions: unit.Quantity
     info: dict = field(default_factory=dict)
     state: Optional[openmm.State] = None
+    reports: dict = field(default_factory=dict)
 
     def save(self, out_dir, info_name: str = "build.json", state=None) -> Path:
-        """Write ``system.xml``, ``topology.pdb``, ``state.xml`` and ``info_name`` into ``out_dir``.
+        """Write ``system.xml``, ``topology.pdb``, ``state.xml``, ``info_name`` and :attr:`reports`
+        (``prep.json``, ...) into ``out_dir``.
 
         All files are serialised and written to temporary files first, then renamed into place
         (:func:`~openmm_hybrid._files.write_files_atomic`): a failure leaves the previous files
@@ -59,10 +63,12 @@ class BuiltSystem:
             state = make_state(self.system, self.positions, self.topology.getPeriodicBoxVectors())
         pdb = io.StringIO()
         app.PDBFile.writeFile(self.topology, self.positions, pdb, keepIds=True)
-        write_files_atomic(out, {FILE_NAMES["system"]: openmm.XmlSerializer.serialize(self.system),
-                                 FILE_NAMES["topology"]: pdb.getvalue(),
-                                 FILE_NAMES["state"]: openmm.XmlSerializer.serialize(state),
-                                 info_name: json.dumps(self.info, indent=2) + "\n"})
+        files = {FILE_NAMES["system"]: openmm.XmlSerializer.serialize(self.system),
+                 FILE_NAMES["topology"]: pdb.getvalue(),
+                 FILE_NAMES["state"]: openmm.XmlSerializer.serialize(state),
+                 info_name: json.dumps(self.info, indent=2) + "\n"}
+        files.update({name: json.dumps(content, indent=2) + "\n" for name, content in self.reports.items()})
+        write_files_atomic(out, files)
         for stale in INFO_NAMES:
             if stale != info_name:
                 (out / stale).unlink(missing_ok=True)

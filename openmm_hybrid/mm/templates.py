@@ -108,6 +108,12 @@ class LigandTemplateGenerator:
         force field such as ``"openff-2.2.0"`` (needs openff-toolkit).
     cache : bool, optional
         Use the on-disk parameter cache (default True).
+    charge_method : {"bcc", "abcg2", "gas"}, optional
+        GAFF2 charge method (AM1-BCC by default; see
+        :data:`~openmm_hybrid.mm.parameters.CHARGE_METHOD_COSTS`).
+    parameters : iterable of LigandParameters, optional
+        Parameters computed beforehand (e.g. in worker processes) for some of the ``molecules``, in
+        their atom order; used instead of parametrising those molecules again.
 
     Attributes
     ----------
@@ -118,9 +124,12 @@ class LigandTemplateGenerator:
         generator for them), so they add no record.
     """
 
-    def __init__(self, molecules: Iterable = (), forcefield: str = "gaff2", cache: bool = True):
+    def __init__(self, molecules: Iterable = (), forcefield: str = "gaff2", cache: bool = True,
+                 charge_method: str = "bcc", parameters: Iterable[LigandParameters] = ()):
         self.forcefield = forcefield
         self.cache = cache
+        self.charge_method = charge_method
+        self._given = {p.identity_key: p for p in parameters}
         self._ligands: List[Ligand] = []
         self._graphs: List[nx.Graph] = []
         self._heavy_graphs: List[nx.Graph] = []
@@ -165,7 +174,13 @@ class LigandTemplateGenerator:
     def parameters(self, ligand_index: int) -> LigandParameters:
         """Parameters of known molecule ``ligand_index`` (computed once per generator)."""
         if ligand_index not in self._params:
-            self._params[ligand_index] = parametrize(self._ligands[ligand_index], self.forcefield, cache=self.cache)
+            ligand = self._ligands[ligand_index]
+            given = self._given.get(ligand.identity_key)
+            if given is not None and given.elements == ligand.elements:
+                self._params[ligand_index] = given
+            else:
+                self._params[ligand_index] = parametrize(ligand, self.forcefield, cache=self.cache,
+                                                         charge_method=self.charge_method)
         return self._params[ligand_index]
 
     def _type_prefix(self, ligand: Ligand) -> str:

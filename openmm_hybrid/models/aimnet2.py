@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from ..errors import InputFileError, ModelError
-from .base import MLModel, ModelDescription, ModelFamily, SpecializingModel, check_precision, refuse_options
+from .base import MLModel, ModelCapabilities, ModelFamily, SpecializingModel, check_precision, refuse_options
 from .model_files import FixedRegionModule, dtype_of, find_model_file, import_family_package
 
 # openmm-ml 1.8's names -> aimnet's registry family (member index appended: "_0" ... "_3")
@@ -218,12 +218,12 @@ class AIMNet2Family(ModelFamily):
     def claims_file(self, path: str) -> bool:
         return super().claims_file(path) or is_aimnet2_state_file(path)
 
-    def describe(self, spec: str) -> ModelDescription:
+    def describe(self, spec: str, **options) -> ModelCapabilities:
         if spec in ("aimnet2", "aimnet2-2025"):
-            return ModelDescription(supported_elements=list(AIMNET2_ELEMENTS), supports_charge=True)
+            return ModelCapabilities(list(AIMNET2_ELEMENTS), True)
         if spec == "aimnet2-rxn":
-            return ModelDescription(supports_charge=False)
-        return ModelDescription()
+            return ModelCapabilities(None, False)
+        return super().describe(spec, **options)
 
 
 def is_aimnet2_state_file(path) -> bool:

@@ -31,7 +31,7 @@ import torch
 
 from ..errors import ModelError
 from .aev import ANGULAR_CUTOFF, ANI2X_SYMBOLS, RADIAL_CUTOFF, ANIAEV, ani2x_species_slots
-from .base import MLModel, ModelDescription, ModelFamily, check_precision, refuse_options
+from .base import MLModel, ModelCapabilities, ModelFamily, check_precision, refuse_options
 
 ANI2X_ELEMENTS = [1, 6, 7, 8, 9, 16, 17]
 NEUROCHEM_INFO = os.path.join("Neurochem", "ani-2x_8x.info")
@@ -318,5 +318,7 @@ class ANI2xFamily(ModelFamily):
         refuse_options("ANI-2x", options, accepted=("model_index",))
         return load_ani2x(precision=precision, **options)
 
-    def describe(self, spec: str) -> ModelDescription:
-        return ModelDescription(supported_elements=list(ANI2X_ELEMENTS), supports_charge=False)
+    def describe(self, spec: str, **options) -> ModelCapabilities:
+        """ANI-2x's elements (H C N O F S Cl), neutral molecules only; no weights are read."""
+        refuse_options("ANI-2x", {k: v for k, v in options.items() if k != "precision"}, accepted=("model_index",))
+        return ModelCapabilities(list(ANI2X_ELEMENTS), False)

@@ -71,34 +71,40 @@ class MLModel:
 
     def check_region(self, atomic_numbers, net_charge: float) -> None:
         """Refuse a region this model cannot represent (elements, net charge)."""
+        ModelCapabilities(self.supported_elements, self.supports_charge).check(self.name, atomic_numbers, net_charge)
+
+
+@dataclass
+class ModelCapabilities:
+    """What regions a model can take, known without loading its weights (:meth:`ModelFamily.describe`).
+
+    Attributes
+    ----------
+    supported_elements : list of int or None
+        Atomic numbers the model supports; None: any, or not known before the model is loaded.
+    supports_charge : bool or None
+        Whether a region with a non-zero net charge is meaningful for it; None: not known before
+        the model is loaded (nothing is refused then: loading the model checks again).
+    """
+
+    supported_elements: Optional[List[int]]
+    supports_charge: Optional[bool]
+
+    def check(self, name: str, atomic_numbers, net_charge: float, what: str = "the ML region") -> None:
+        """Raise :class:`ModelError` naming the elements or the charge model ``name`` cannot take.
+
+        ``what`` names the atoms in the message (``"the ML region"``, ``"ligand 'x'"``).
+        """
         if self.supported_elements is not None:
             bad = sorted({int(z) for z in atomic_numbers} - set(self.supported_elements))
             if bad:
                 names = ", ".join(ELEMENT_SYMBOLS.get(z, f"Z={z}") for z in bad)
                 ok = " ".join(ELEMENT_SYMBOLS.get(z, str(z)) for z in self.supported_elements)
-                raise ModelError(
-                    f"the ML region contains element(s) {names} that model '{self.name}' does not support "
-                    f"(supported: {ok})")
-        if abs(net_charge) > 1e-3 and not self.supports_charge:
-            raise ModelError(
-                f"the ML region has net charge {net_charge:+.3g} e, but model '{self.name}' is for neutral "
-                f"molecules only; choose a neutral region or a model that supports charge")
-
-
-@dataclass(frozen=True)
-class ModelDescription:
-    """What a model accepts, known without loading its weights (:meth:`ModelFamily.describe`).
-
-    Attributes
-    ----------
-    supported_elements : list of int or None
-        Atomic numbers the model supports; ``None``: not known before loading (or unrestricted).
-    supports_charge : bool or None
-        Whether a charged region is meaningful; ``None``: not known before loading.
-    """
-
-    supported_elements: Optional[List[int]] = None
-    supports_charge: Optional[bool] = None
+                raise ModelError(f"{what} contains element(s) {names} that model '{name}' does not support "
+                                 f"(supported: {ok})")
+        if abs(net_charge) > 1e-3 and self.supports_charge is False:
+            raise ModelError(f"{what} has net charge {net_charge:+.3g} e, but model '{name}' is for neutral "
+                             f"molecules only; choose a neutral region or a model that supports charge")
 
 
 class SpecializingModel(torch.nn.Module):
@@ -140,6 +146,9 @@ class ModelFamily:
     name to the family listing it in :attr:`names`, and an existing file (or a path ending in
     one of :attr:`file_suffixes`) to the family claiming that suffix.
 
+    A family implements :meth:`load`; :meth:`describe` (elements and charge support, for early
+    checks) has a default that loads the model.
+
     Attributes
     ----------
     names : tuple of str
@@ -152,7 +161,7 @@ class ModelFamily:
     file_suffixes: Tuple[str, ...] = ()
 
     def load(self, spec: str, precision: str = "single", **options) -> MLModel:
-        """Load model ``spec`` (one of :attr:`names`, or a file path).
+        """Load model ``spec`` (one of :attr:`names`, or a file path); required of every family.
 
         Parameters
         ----------
@@ -170,19 +179,29 @@ class ModelFamily:
         """
         raise NotImplementedError
 
+    def describe(self, spec: str, **options) -> ModelCapabilities:
+        """Which elements model ``spec`` supports and whether it takes charged regions.
+
+        Used to refuse a ligand before it is parametrised (``build --model``).  The default loads
+        the model (``load(spec, **options)``) and reads :class:`MLModel`'s attributes; a family
+        whose answer is known without its weights or its package (ANI-2x, the published AIMNet2,
+        MACE-OFF and AceFF models) overrides this to stay cheap.  :meth:`load` remains the
+        authority: the loaded model's own element list and charge support are what the region is
+        checked against when it is embedded.
+
+        Parameters
+        ----------
+        spec : str
+            A registry name or the path of a model file.
+        options :
+            As for :meth:`load`.
+        """
+        model = self.load(spec, **options)
+        return ModelCapabilities(model.supported_elements, model.supports_charge)
+
     def claims_file(self, path: str) -> bool:
         """Whether ``path`` is a file of this family (by its suffix)."""
         return any(str(path).lower().endswith(suffix) for suffix in self.file_suffixes)
-
-    def describe(self, spec: str) -> ModelDescription:
-        """What model ``spec`` accepts, known without loading weights or importing the family's
-        package (cheap: meant for early checks such as ``openmm-hybrid build``).
-
-        The default knows nothing (both fields ``None``); families fill in what their published
-        models document.  :meth:`load` remains the authority: the loaded model's own element
-        list and charge support are what the region is checked against.
-        """
-        return ModelDescription()
 
 
 def refuse_options(family: str, options: dict, accepted=()) -> None:

@@ -21,7 +21,7 @@ from typing import Dict, List, Optional, Sequence
 import torch
 
 from ..errors import InputFileError, ModelError
-from .base import MLModel, ModelDescription, ModelFamily, SpecializingModel, check_precision, refuse_options
+from .base import MLModel, ModelCapabilities, ModelFamily, SpecializingModel, check_precision, refuse_options
 from .model_files import FixedRegionModule, all_pairs, dtype_of, find_model_file, import_family_package
 
 _OFF24_URL = "https://github.com/ACEsuit/mace-off/blob/main/mace_off24/MACE-OFF24_medium.model?raw=true"
@@ -194,9 +194,9 @@ class MACEFamily(ModelFamily):
             return load_mace(resolve_mace_file(spec), precision, name=spec, **options)
         return load_mace(spec, precision, **options)
 
-    def describe(self, spec: str) -> ModelDescription:
+    def describe(self, spec: str, **options) -> ModelCapabilities:
         if spec.startswith("mace-off"):
-            return ModelDescription(supported_elements=list(MACE_OFF_ELEMENTS), supports_charge=False)
+            return ModelCapabilities(list(MACE_OFF_ELEMENTS), False)
         if spec == "mace-omol-0-extra-large":
-            return ModelDescription(supports_charge=True)
-        return ModelDescription()
+            return ModelCapabilities(None, True)
+        return super().describe(spec, **options)

@@ -14,7 +14,7 @@ from .._util import entry_point_targets
 from ..errors import ModelError
 from .aimnet2 import AIMNet2Family
 from .ani import ANI2xFamily
-from .base import MLModel, ModelDescription, ModelFamily
+from .base import MLModel, ModelCapabilities, ModelFamily
 from .mace import MACEFamily
 from .torchmdnet import TorchMDNetFamily
 from .torchscript_file import TorchScriptFileFamily
@@ -94,13 +94,15 @@ def family_of(model) -> ModelFamily:
                      f"or the path of a model file")
 
 
-def describe_model(model) -> ModelDescription:
-    """What ``model`` (a name, a file path or an :class:`MLModel`) accepts, without loading weights
-    (:meth:`ModelFamily.describe`; fields are ``None`` where only loading would tell)."""
+def describe_model(model, **options) -> ModelCapabilities:
+    """Elements and charge support of a model (name, file or MLModel), cheaply where its family can.
+
+    See :meth:`ModelFamily.describe`; options as for :func:`load_model`.
+    """
     if isinstance(model, MLModel):
-        return ModelDescription(model.supported_elements, model.supports_charge)
+        return ModelCapabilities(model.supported_elements, model.supports_charge)
     name = os.fspath(model) if isinstance(model, os.PathLike) else str(model)
-    return family_of(name).describe(name)
+    return family_of(name).describe(name, **options)
 
 
 def load_model(model, precision: str = "single", **options) -> MLModel:

@@ -28,7 +28,7 @@ from typing import Iterator, List, Optional, Tuple
 import torch
 
 from ..errors import InputFileError, ModelError
-from .base import MLModel, ModelDescription, ModelFamily, check_precision, refuse_options
+from .base import MLModel, ModelCapabilities, ModelFamily, check_precision, refuse_options
 from .model_files import EV_TO_KJ_PER_MOL, dtype_of, find_model_file, import_family_package
 
 # openmm-ml 1.8's names -> (Hugging Face repository, file)
@@ -228,5 +228,7 @@ class TorchMDNetFamily(ModelFamily):
             return load_torchmdnet(resolve_torchmdnet_file(spec), precision, name=spec, **options)
         return load_torchmdnet(spec, precision, **options)
 
-    def describe(self, spec: str) -> ModelDescription:
-        return ModelDescription(supports_charge=True) if spec in KNOWN_MODELS else ModelDescription()
+    def describe(self, spec: str, **options) -> ModelCapabilities:
+        if spec in KNOWN_MODELS:
+            return ModelCapabilities(None, True)
+        return super().describe(spec, **options)

@@ -25,6 +25,13 @@ from .record import LigandParameters
 
 #: Charge methods accepted by :func:`parametrize_gaff2` (antechamber ``-c`` values).
 GAFF2_CHARGE_METHODS = ("bcc", "abcg2", "gas")
+#: What each method costs (benchmarks/results/bench_charge_methods.md), for help texts.
+CHARGE_METHOD_COSTS = {
+    "bcc": "AM1-BCC (default): sqm AM1 calculation, 0.6 s for p-xylene (18 atoms), 19 s for ibuprofen (33 atoms), "
+           "minutes for 60+ atoms",
+    "abcg2": "ABCG2: sqm AM1 charges with newer bond-charge corrections, about half of AM1-BCC's time",
+    "gas": "Gasteiger: no quantum calculation, under 0.3 s at any size; lower quality, for quick looks",
+}
 
 
 def _read_mol2_atoms(path: Path) -> List[Tuple[str, str, float]]:
