@@ -22,17 +22,14 @@ class ParameterizationError(HybridError):
     """Force-field parameters could not be assigned (antechamber/sqm failed, no template, ...)."""
 
 
-class StructureError(HybridError):
-    """A structure file cannot be used as given (a residue without template, a template that does not
-    match its residue, a structure PDBFixer cannot repair)."""
-
-
 class RegionError(HybridError):
     """The ML region is unusable (empty, cuts a covalent bond, unsupported element, charge)."""
 
 
 class StructureError(HybridError):
-    """A structure is physically broken: a chain break (missing residues), atoms on top of each other."""
+    """A structure cannot be used as given: a residue without template, a template that does not match
+    its residue, a structure PDBFixer cannot repair, or a physically broken structure (a chain break,
+    atoms on top of each other)."""
 
 
 class OutputFolderError(HybridError):

@@ -51,10 +51,17 @@ def _steps(folder):
 @requires_ani
 def test_vacuum_run_that_flies_apart_is_stopped_naming_step_and_atoms(methanol, tmp_path, capsys):
     """10 fs steps tear ANI-2x methanol apart without a NaN (atoms hundreds of angstrom apart,
-    constant energy): the run stops at the first report, naming the atoms, and exits 2."""
+    constant energy): the run stops naming the atoms and exits 2, in the warm-up (checked after every
+    stage) and, without warm-up, at the first report of the production run."""
+    warmed = tmp_path / "warmed"
+    code = main(["--quiet", "run", "--input", str(_embedded(methanol)), "--timestep", "10", "--steps", "3000",
+                 "--platform", "CPU", "--out", str(warmed)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "bonded atoms LIG 1 atom" in err and "of the warm-up" in err and "coming apart" in err
     out = tmp_path / "run"
     code = main(["--quiet", "run", "--input", str(_embedded(methanol)), "--timestep", "10", "--steps", "3000",
-                 "--platform", "CPU", "--out", str(out)])
+                 "--warmup-steps", "0", "--platform", "CPU", "--out", str(out)])
     err = capsys.readouterr().err
     assert code == 2
     assert "bonded atoms LIG 1 atom" in err and "apart at step 150" in err and "coming apart" in err

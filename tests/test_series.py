@@ -129,7 +129,7 @@ def test_series_resume_and_refusals(tmp_path, monkeypatch):
     out = tmp_path / "series"
     first = build_series(None, ["CO"], out, jobs=1, solvent="vacuum", charge_method="gas")
     assert [e.status for e in first.ligands] == ["built"]
-    with pytest.raises(Exception, match=r"the series folder .* is not empty: choose a new folder or pass --overwrite"):
+    with pytest.raises(Exception, match=r"the series folder .* is not empty: choose a new folder, or pass --overwrite"):
         build_series(None, ["CO"], out, solvent="vacuum")
     calls = count_ambertools_calls(monkeypatch, tmp_path / "bin")
     resumed = build_series(None, ["CO", "CCO"], out, jobs=1, resume=True, solvent="vacuum", charge_method="gas")

@@ -309,7 +309,7 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
     else:
         first = 0
         result = _start(simulation, positions, box_vectors, parameters, temperature, seed, minimize,
-                        minimize_iterations, platform_name, warmup_steps, n_dof)
+                        minimize_iterations, platform_name, warmup_steps, n_dof, detector)
         result.update({"platform": platform_name, "steps": steps,
                        "timestep_fs": timestep.value_in_unit(unit.femtosecond),
                        "temperature_k": temperature.value_in_unit(unit.kelvin),
@@ -350,7 +350,7 @@ def run_simulation(system: openmm.System, topology, positions, out_dir, steps: i
 
 
 def _start(simulation, positions, box_vectors, parameters, temperature, seed, minimize, minimize_iterations,
-           platform_name, warmup_steps: int, n_dof: int) -> dict:
+           platform_name, warmup_steps: int, n_dof: int, detector: BlowUpDetector) -> dict:
     """Set the starting state, minimise and warm up; returns the first entries of ``run.json``."""
     with openmm_errors("at the starting structure (step 0)"):
         if box_vectors is not None:
@@ -370,7 +370,15 @@ def _start(simulation, positions, box_vectors, parameters, temperature, seed, mi
             e_min = minimize_with_progress(simulation, int(minimize_iterations))
         progress(f"minimised to {e_min:.1f} kJ/mol in {time.perf_counter() - t0:.1f} s")
         result["minimized_energy_kjmol"] = e_min
-    result["warmup"] = warm_up(simulation, temperature, warmup_steps, n_dof, seed=seed)
+    periodic = simulation.system.usesPeriodicBoundaryConditions()
+
+    def check(done: int) -> None:
+        state = simulation.context.getState(getPositions=True, enforcePeriodicBox=False)
+        box = state.getPeriodicBoxVectors(asNumpy=True).value_in_unit(unit.nanometer) if periodic else None
+        detector.check(state.getPositions(asNumpy=True).value_in_unit(unit.nanometer), box, None, done,
+                       "of the warm-up")
+
+    result["warmup"] = warm_up(simulation, temperature, warmup_steps, n_dof, seed=seed, check=check)
     simulation.currentStep = 0
     simulation.context.setTime(0.0)
     return result

@@ -17,7 +17,7 @@ energy deficit within a few stages; the held part lets the potential energy sett
 from __future__ import annotations
 
 import math
-from typing import Optional
+from typing import Callable, Optional
 
 import openmm
 from openmm import unit
@@ -49,7 +49,7 @@ def _set_bath(integrator, kelvin: float) -> None:
 
 
 def warm_up(simulation, temperature, steps: int, n_dof: int, start_temperature=None, interval: int = 10,
-            heating_fraction: float = 0.5, seed: int = 0) -> dict:
+            heating_fraction: float = 0.5, seed: int = 0, check: Optional[Callable[[int], None]] = None) -> dict:
     """Heat ``simulation`` to ``temperature`` over ``steps`` steps with velocity rescaling (module docstring).
 
     Parameters
@@ -71,6 +71,9 @@ def warm_up(simulation, temperature, steps: int, n_dof: int, start_temperature=N
         Fraction of ``steps`` over which the temperature rises; the rest is held at the target.
     seed : int
         Seed of the initial velocities.
+    check : callable, optional
+        Called with the number of warm-up steps done after every stage (before the rescaling);
+        raises to stop a warm-up that is blowing up (``run_simulation`` checks bond lengths).
 
     Returns
     -------
@@ -106,6 +109,8 @@ def warm_up(simulation, temperature, steps: int, n_dof: int, start_temperature=N
         chunk = interval if stage < n_stages - 1 else steps - done
         step_or_stop(simulation, chunk, " of the warm-up")
         done += chunk
+        if check is not None:
+            check(done)
         current = instantaneous_temperature(context, n_dof)
         if not math.isfinite(current) or current <= 0:
             raise SimulationError(f"energy is not finite at step {done} of the warm-up (temperature {current} K): the "

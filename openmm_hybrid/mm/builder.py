@@ -227,7 +227,8 @@ def build_system(protein=None, ligand=None, ligand_resname: str = "LIG", solvent
     if lig is not None:
         lig_topology, lig_positions = lig.to_openmm()
         modeller.add(lig_topology, lig_positions)
-    check_structure(modeller.topology, modeller.positions, allow_chain_breaks)
+    check_structure(modeller.topology, modeller.positions, allow_chain_breaks,
+                    protein.modelled_residues if protein is not None else ())
 
     chosen_shape = None
     if solvent == "explicit":

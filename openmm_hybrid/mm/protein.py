@@ -74,6 +74,8 @@ class PreparedProtein:
     report : dict
         What was done: ``preparation`` (PDBFixer), ``protonation``, ``waters``, ``ions``,
         ``cofactors``, ``removed``, ``ligand_from_structure`` (JSON-able; ``prep.json``).
+    modelled_residues : set of (chain id, residue id, residue name)
+        Residues ``--prepare`` added or completed (coordinates guessed by PDBFixer).
     """
 
     topology: "app.Topology"
@@ -84,6 +86,7 @@ class PreparedProtein:
     cofactor_parameters: List[LigandParameters] = field(default_factory=list)
     ligand: Optional[Ligand] = None
     report: dict = field(default_factory=dict)
+    modelled_residues: set = field(default_factory=set)
 
     def modeller(self) -> "app.Modeller":
         """A new ``Modeller`` holding a copy of the prepared topology and positions."""
@@ -238,10 +241,12 @@ def prepare_protein(protein, ph: float = 7.0, protein_ff: str = "amber14-all.xml
         fixed = prepare_structure(path, keep_residues=known, add_missing_termini=add_missing_termini)
         topology, positions = fixed.topology, fixed.positions
         report["preparation"] = fixed.report
+        modelled = fixed.modelled_residues
         progress(f"PDBFixer: {summarize_preparation(fixed.report)}")
     else:
         progress(f"reading protein {path}")
         topology, positions = load_structure(path)
+        modelled = set()
     modeller = app.Modeller(topology, positions)
 
     removed = []
@@ -326,7 +331,7 @@ def prepare_protein(protein, ph: float = 7.0, protein_ff: str = "amber14-all.xml
     if not waters_or_ions(modeller.topology):
         files = tuple(f for f in files if f != WATER_XML[water_model])
     return PreparedProtein(modeller.topology, modeller.positions, str(path), files, cofactor_molecules, parameters,
-                           ligand, report)
+                           ligand, report, modelled)
 
 
 def waters_or_ions(topology) -> bool:

@@ -15,14 +15,14 @@ cutoff, hydrogen mass, pH) before any work.  A structure that passes OpenMM's te
 :func:`check_structure` refuses the first two (chain breaks can be allowed explicitly),
 :func:`check_masses` the third, with messages naming the residues and atoms.
 """
-from typing import List, Optional, Tuple
+from typing import Collection, List, Optional, Tuple
 
 import numpy as np
 import openmm
 from openmm import unit
 from scipy.spatial import cKDTree
 
-from .._util import check_range
+from .._util import check_range, progress
 from ..errors import HybridError, StructureError
 
 #: Peptide C-N bonds longer than this (nm) are chain breaks (equilibrium 0.133 nm; the longest
@@ -116,7 +116,8 @@ def find_clashes(topology, positions, limit_nm: float = CLASH_LIMIT_NM) -> List[
     return sorted(clashes, key=lambda c: c[2])
 
 
-def check_structure(topology, positions, allow_chain_breaks: bool = False) -> None:
+def check_structure(topology, positions, allow_chain_breaks: bool = False,
+                    modelled_residues: Collection[Tuple[str, str, str]] = ()) -> None:
     """Refuse chain breaks (unless ``allow_chain_breaks``) and heavy-atom clashes.
 
     Parameters
@@ -127,6 +128,9 @@ def check_structure(topology, positions, allow_chain_breaks: bool = False) -> No
         Positions (nm).
     allow_chain_breaks : bool
         Build across chain breaks anyway (the peptide bond over the gap stays, stretched).
+    modelled_residues : collection of (chain id, residue id, residue name)
+        Residues whose coordinates a modelling step guessed (PDBFixer's added residues and atoms):
+        clashes involving them are reported, not refused, since minimisation moves them apart.
 
     Raises
     ------
@@ -143,7 +147,18 @@ def check_structure(topology, positions, allow_chain_breaks: bool = False) -> No
             f"bond is {0.133:.3f} nm; OpenMM would bond the residues across the gap). Add the missing residues "
             f"with --prepare (PDBFixer; Python: prepare=True), or pass --allow-chain-breaks (Python: allow_chain_breaks=True) to build "
             f"with the stretched bonds")
-    clashes = find_clashes(topology, positions)
+    modelled = set(modelled_residues)
+
+    def guessed(atom) -> bool:
+        return (atom.residue.chain.id, atom.residue.id, atom.residue.name) in modelled
+
+    clashes = []
+    for a, b, d in find_clashes(topology, positions):
+        if guessed(a) or guessed(b):
+            progress(f"note: {describe_atom(a)} and {describe_atom(b)} are {d:.3f} nm apart; one of them was "
+                     f"modelled by PDBFixer (--prepare): minimise before dynamics ('run' does)")
+        else:
+            clashes.append((a, b, d))
     if clashes:
         listed = "; ".join(f"{describe_atom(a)} and {describe_atom(b)}: {d:.3f} nm" for a, b, d in clashes[:MAX_LISTED])
         more = f" (and {len(clashes) - MAX_LISTED} more)" if len(clashes) > MAX_LISTED else ""

@@ -21,7 +21,7 @@ import io
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Tuple
+from typing import Dict, Iterable, List, Set, Tuple
 
 from openmm.app.internal.pdbx.reader.PdbxReader import PdbxReader
 from openmm.app.internal.pdbx.writer.PdbxWriter import PdbxWriter
@@ -43,6 +43,9 @@ class PreparedStructure:
     topology: object
     positions: object
     report: Dict[str, list] = field(default_factory=dict)
+    modelled_residues: Set[Tuple[str, str, str]] = field(default_factory=set)
+    """``(chain id, residue id, residue name)`` of the residues PDBFixer added or completed: their
+    coordinates are PDBFixer's guess, for minimisation to refine."""
 
 
 def _best_altloc(occupancies: Dict[str, List[float]]) -> str:
@@ -219,11 +222,30 @@ def prepare_structure(path, keep_residues: Iterable[str] = (), add_missing_termi
                                          for r, atoms in fixer.missingAtoms.items()]
         report["missing_terminal_atoms_added"] = [{"residue": residue_label(r), "atoms": list(names)}
                                                   for r, names in fixer.missingTerminals.items()]
+        # replacing nonstandard residues made a new topology (same chains and positions): index that one
+        chain_of = {r: c for c, chain in enumerate(fixer.topology.chains()) for r in chain.residues()}
+        index_of = {r: k for chain in fixer.topology.chains() for k, r in enumerate(chain.residues())}
+        completed = [(chain_of[r], index_of[r]) for r in list(fixer.missingAtoms) + list(fixer.missingTerminals)]
+        inserted = sorted((c, p, len(names)) for (c, p), names in fixer.missingResidues.items())
         fixer.addMissingAtoms(seed=seed)
     except Exception as exc:
         raise StructureError(f"PDBFixer cannot repair '{path}': {type(exc).__name__}: {exc}; repair the structure "
                              "by hand (or with another tool) and build it without --prepare") from exc
-    return PreparedStructure(fixer.topology, fixer.positions, report)
+    return PreparedStructure(fixer.topology, fixer.positions, report,
+                             _modelled_residues(fixer.topology, inserted, completed))
+
+
+def _modelled_residues(topology, inserted, completed) -> Set[Tuple[str, str, str]]:
+    """Keys of the residues PDBFixer inserted (``(chain index, position, count)`` in the chains as they
+    were) or completed (``(chain index, residue index)``), located in its new topology."""
+    chains = [list(chain.residues()) for chain in topology.chains()]
+
+    def new_index(chain: int, old: int) -> int:  # inserted residues shift the ones after them
+        return old + sum(count for c, position, count in inserted if c == chain and position <= old)
+
+    residues = [chains[c][new_index(c, p) - count + k] for c, p, count in inserted for k in range(count)]
+    residues += [chains[c][new_index(c, k)] for c, k in completed]
+    return {(r.chain.id, r.id, r.name) for r in residues}
 
 
 def summarize_preparation(report: Dict[str, list]) -> str:
