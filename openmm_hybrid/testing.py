@@ -174,6 +174,81 @@ def write_random_tensornet(path, seed: int = 0) -> Path:
     return Path(path)
 
 
+# nequip 0.6's model settings for the random NequIP and Allegro models: small, every element of
+# FAMILY_TEST_ELEMENTS, per-species energy shifts of the order of real ones (eV), model_dtype as asked
+NEQUIP_CONFIG = {
+    "r_max": 4.0, "avg_num_neighbors": 8.0, "default_dtype": "float64", "seed": 0, "dataset_seed": 0,
+    "global_rescale_scale": 2.0,
+}
+NEQUIP_ARCHITECTURES = {
+    "nequip": {"num_layers": 2, "l_max": 1, "parity": True, "num_features": 8, "num_basis": 4,
+               "invariant_layers": 1, "invariant_neurons": 8},
+    "allegro": {"model_builders": ["allegro.model.Allegro", "PerSpeciesRescale", "StressForceOutput",
+                                   "RescaleEnergyEtc"],
+                "num_layers": 1, "l_max": 1, "parity": "o3_full", "num_bessels_per_basis": 4,
+                "num_tensor_features": 4, "two_body_latent_mlp_latent_dimensions": [16, 16],
+                "two_body_latent_mlp_nonlinearity": "silu", "latent_mlp_latent_dimensions": [16],
+                "latent_mlp_nonlinearity": "silu", "env_embed_mlp_latent_dimensions": [],
+                "env_embed_mlp_nonlinearity": None, "edge_eng_mlp_latent_dimensions": [8],
+                "edge_eng_mlp_nonlinearity": None},
+}
+
+
+def write_random_nequip(path, architecture: str = "nequip", model_dtype: str = "float64", seed: int = 0) -> Path:
+    """A small NequIP or Allegro model (nequip 0.6 / nequip-allegro 0.3) deployed with ``nequip-deploy
+    build --train-dir`` (the TorchScript file LAMMPS and openmm-hybrid read).
+
+    The randomly initialised model and its training config are written as a training folder
+    would hold them (``config.yaml``, ``best_model.pth``), then deployed by nequip's own
+    ``nequip-deploy build`` code, in a subprocess: nequip sets process-wide torch defaults
+    (dtype, JIT settings).
+    """
+    import subprocess
+    import sys
+
+    path = Path(path)
+    train_dir = path.parent / f"{path.stem}_training"
+    env = dict(os.environ, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1")  # e3nn 0.4.4 pickles its constants
+    script = (f"from openmm_hybrid.testing import write_nequip_training_folder as write; "
+              f"write({str(train_dir)!r}, {architecture!r}, {model_dtype!r}, {seed}); "
+              f"from nequip.scripts import deploy; "
+              f"deploy.main(['build', '--train-dir', {str(train_dir)!r}, {str(path)!r}])")
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"writing the random {architecture} model failed:\n{result.stderr[-3000:]}")
+    return path
+
+
+def write_random_allegro(path, seed: int = 0) -> Path:
+    """A small Allegro model (nequip-allegro 0.3), deployed as :func:`write_random_nequip` does."""
+    return write_random_nequip(path, "allegro", seed=seed)
+
+
+def write_nequip_training_folder(folder, architecture: str, model_dtype: str, seed: int) -> None:
+    """``config.yaml`` and ``best_model.pth`` of a randomly initialised nequip 0.6 model (run in a
+    subprocess of :func:`write_random_nequip`: it sets nequip's process-wide defaults)."""
+    import yaml
+    from nequip.model import model_from_config
+    from nequip.scripts.train import default_config
+    from nequip.utils import Config
+    from nequip.utils._global_options import _set_global_options
+
+    symbols = [openmm.app.element.Element.getByAtomicNumber(z).symbol for z in FAMILY_TEST_ELEMENTS]
+    config = dict(default_config, **NEQUIP_CONFIG, **NEQUIP_ARCHITECTURES[architecture])
+    config.update(chemical_symbols=symbols, model_dtype=model_dtype, seed=seed,
+                  per_species_rescale_shifts=[-13.6 * z for z in FAMILY_TEST_ELEMENTS],
+                  per_species_rescale_scales=[1.0 + 0.1 * i for i in range(len(symbols))])
+    config = Config.from_dict(config)
+    _set_global_options(config)
+    torch.manual_seed(seed)
+    model = model_from_config(config, initialize=True)
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), folder / "best_model.pth")
+    # yaml.dump, as nequip writes it (its JIT settings are tuples)
+    (folder / "config.yaml").write_text(yaml.dump(Config.as_dict(config)))
+
+
 def _quiet():
     import contextlib
     import io
