@@ -20,8 +20,8 @@ isolated molecule.  Allegro's per-edge-type cutoffs are applied by the model its
 
 Forces: a deployed model computes its forces itself (autograd inside the module, whose graph
 it does not keep), so :class:`NequIPRegionModel` returns an energy whose gradient with respect
-to the positions *is* the model's force: ``E + sum(-(x - x0) . F)`` evaluated at ``x = x0``
-(the second term is zero in value, and its gradient is ``-F``).
+to the positions *is* the model's force: ``E + (x0 . F - x . F)`` evaluated at ``x = x0``, with
+``E``, ``F`` and ``x0 . F`` held constant (the bracket is zero in value, its gradient is ``-F``).
 
 Atom types: the element of each nequip type, from the model's metadata: nequip 0.6's
 ``type_to_chemical_symbol`` (in the stored training config), else the ``type_names`` that are
@@ -78,9 +78,12 @@ class NequIPRegionModel(FixedRegionModule):
     def forward(self, atomic_numbers: torch.Tensor, positions: torch.Tensor,
                 total_charge: torch.Tensor) -> torch.Tensor:
         self.check_atomic_numbers(atomic_numbers)
-        # a leaf of its own: the model differentiates its energy with respect to it internally
-        pos = (positions / self.length_scale).detach()
+        # Graph-free copies are made under no_grad or with float(), not with detach(): freezing the
+        # module (as TorchModuleForce does) removes aten::detach, and the model's own autograd
+        # frees the graph behind its energy.
+        pos = torch.empty_like(positions)
         with torch.no_grad():
+            pos.copy_(positions / self.length_scale)  # a leaf: the model differentiates with respect to it
             distance = torch.linalg.vector_norm(pos[self.first] - pos[self.second], dim=1)
             within = distance < self.r_max
         data: Dict[str, torch.Tensor] = {
@@ -89,12 +92,15 @@ class NequIPRegionModel(FixedRegionModule):
             "atom_types": self.atom_types,
         }
         out = self.model(data)
-        energy = out["total_energy"].detach().sum().to(torch.float64)
-        forces = out["forces"].detach().to(positions.dtype)
-        # zero in value; its gradient with respect to the positions is minus the model's force
-        displacement = positions - positions.detach()
-        work = -(displacement * forces).sum().to(torch.float64) * (self.energy_scale / self.length_scale)
-        return energy * self.energy_scale + work
+        energy = float(out["total_energy"].sum())
+        with torch.no_grad():
+            forces = out["forces"].to(torch.float64).clone()
+        work = (positions.to(torch.float64) * forces).sum()
+        # `work_here - work` is zero in value; its gradient with respect to the positions is minus the
+        # model's force.  (float() keeps the value only: the JIT merges equal expressions across a
+        # no_grad block, so the constant must not be a second copy of the same expression.)
+        work_here = float(work)
+        return (work_here - work) * (self.energy_scale / self.length_scale) + energy * self.energy_scale
 
 
 class NequIPModel(SpecializingModel):
@@ -182,17 +188,32 @@ def element_types(metadata: Dict[str, str]) -> Dict[int, int]:
     return {z: types[0] for z, types in types_of.items() if len(types) == 1}
 
 
+# attributes holding the dtype nequip computes its features in (nequip 0.6: model_dtype; >= 0.7 also
+# _output_dtype of the edge encodings), and the dtype of its final energy sums (0.6: default_dtype,
+# >= 0.7: out_dtype of the per-type scale and shift), which nequip keeps float64 by default
+NETWORK_DTYPE_ATTRIBUTES = ("model_dtype", "_output_dtype")
+ENERGY_DTYPE_ATTRIBUTES = ("default_dtype", "out_dtype")
+# TorchScript hands dtype attributes to Python as these ScalarType codes
+SCALAR_TYPES = {6: torch.float32, 7: torch.float64}
+
+
+def _dtype_attribute(module, attribute: str) -> Optional[torch.dtype]:
+    value = getattr(module, attribute, None)
+    return SCALAR_TYPES.get(value) if isinstance(value, int) else value if isinstance(value, torch.dtype) else None
+
+
 def use_precision(model: torch.jit.ScriptModule, dtype: torch.dtype) -> torch.jit.ScriptModule:
-    """The deployed model in ``dtype``: parameters and nequip's ``model_dtype`` attributes (the
-    dtype nequip casts its inputs and features to).  nequip's final energy scaling keeps the
-    file's ``default_dtype`` (float64 by nequip's default), as nequip evaluates it, except that
-    a float64 model needs it float64."""
+    """The deployed model in ``dtype``: its parameters and buffers, and the dtype nequip casts its
+    inputs and features to.  The final energy sums keep the file's dtype (float64 by nequip's
+    default), as nequip evaluates them, except that a float64 network needs them float64."""
     model = model.to(dtype)
     for _, module in model.named_modules():
-        if hasattr(module, "model_dtype"):
-            module.model_dtype = dtype
-        if dtype == torch.float64 and getattr(module, "default_dtype", None) == torch.float32:
-            module.default_dtype = dtype
+        for attribute in NETWORK_DTYPE_ATTRIBUTES:
+            if _dtype_attribute(module, attribute) is not None:
+                setattr(module, attribute, dtype)
+        for attribute in ENERGY_DTYPE_ATTRIBUTES:
+            if dtype == torch.float64 and _dtype_attribute(module, attribute) == torch.float32:
+                setattr(module, attribute, dtype)
     return model
 
 
