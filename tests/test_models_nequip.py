@@ -12,11 +12,14 @@ tests/test_model_families.py.
 from typing import Dict
 
 import numpy as np
+import openmm
 import pytest
 import torch
+from openmm import unit
 
+from openmm_hybrid.cli.embed import parse_model_options
 from openmm_hybrid.errors import ModelError
-from openmm_hybrid.forces.ml_force import create_region_module
+from openmm_hybrid.forces.ml_force import create_ml_force, create_region_module
 from openmm_hybrid.models import describe_model, family_of, load_model
 from openmm_hybrid.models.nequip import NequIPFamily, element_types
 
@@ -142,3 +145,32 @@ def test_atom_types_option_overrides_the_metadata(tmp_path):
     e_swapped, _ = harmonic_reference(Z, XYZ_NM * 10.0, [2, 0, 0, 2, 0])
     assert float(by_metadata(pos)) == pytest.approx(e_ref * 96.48533212331002, rel=1e-12)
     assert float(swapped(pos)) == pytest.approx(e_swapped * 96.48533212331002, rel=1e-12)
+
+
+@pytest.mark.parametrize("precision", ["double", "single"])
+def test_inside_openmm(tmp_path, precision):
+    """The same energy and forces from TorchModuleForce, which freezes the module (freezing drops
+    aten::detach, so the adapter must not rely on it to cut the model's own autograd graph)."""
+    path = write_stand_in(tmp_path / "deployed.pth")
+    system = openmm.System()
+    for _ in Z:
+        system.addParticle(12.0)
+    system.addForce(create_ml_force(load_model(str(path), precision=precision), list(range(len(Z))), Z))
+    context = openmm.Context(system, openmm.VerletIntegrator(0.001), openmm.Platform.getPlatformByName("Reference"))
+    context.setPositions(XYZ_NM)
+    e_ref, f_ref = harmonic_reference(Z, XYZ_NM * 10.0, [2, 0, 0, 1, 0])
+    rel = 1e-5 if precision == "single" else 1e-12
+    for _ in range(3):  # TorchScript's profiling executor optimises the graph after the first calls
+        state = context.getState(getEnergy=True, getForces=True)
+        energy = state.getPotentialEnergy().value_in_unit(unit.kilojoule_per_mole)
+        forces = state.getForces(asNumpy=True).value_in_unit(unit.kilojoule_per_mole / unit.nanometer)
+        assert energy == pytest.approx(e_ref * 96.48533212331002, rel=rel)
+        f_scale = np.abs(f_ref).max() * 964.8533212331002
+        np.testing.assert_allclose(forces, f_ref * 964.8533212331002, atol=rel * 10 * f_scale)
+
+
+def test_model_options_on_the_command_line():
+    assert parse_model_options(["energy_scale=4.184", "atom_types=[1, 0]"]) == {"energy_scale": 4.184,
+                                                                                 "atom_types": [1, 0]}
+    with pytest.raises(ModelError, match="--model-option 'energy_scale': expected KEY=VALUE"):
+        parse_model_options(["energy_scale"])
