@@ -249,6 +249,97 @@ def write_nequip_training_folder(folder, architecture: str, model_dtype: str, se
     (folder / "config.yaml").write_text(yaml.dump(Config.as_dict(config)))
 
 
+# nequip >= 0.7: models are made by training (nequip-train, Lightning), so the "random" model of
+# these versions is one trained for one epoch on a few EMT frames of a small H C N O molecule
+NEQUIP_TRAINED_TYPES = ["H", "C", "N", "O"]
+NEQUIP_TRAINED_MODELS = {
+    "nequip": {"_target_": "nequip.model.NequIPGNNModel", "num_layers": 2, "num_features": 8,
+               "radial_mlp_depth": 1, "radial_mlp_width": 8},
+    "allegro": {"_target_": "allegro.model.AllegroModel",
+                "per_edge_type_cutoff": {"H": 3.0, "C": 4.0, "N": 4.0, "O": 3.5},
+                "radial_chemical_embed": {"_target_": "allegro.nn.TwoBodyBesselScalarEmbed", "num_bessels": 4},
+                "radial_chemical_embed_dim": 8, "scalar_embed_mlp_hidden_layers_depth": 1,
+                "scalar_embed_mlp_hidden_layers_width": 8, "num_layers": 1, "num_scalar_features": 8,
+                "num_tensor_features": 4, "allegro_mlp_hidden_layers_depth": 1,
+                "allegro_mlp_hidden_layers_width": 8, "readout_mlp_hidden_layers_depth": 1,
+                "readout_mlp_hidden_layers_width": 8},
+}
+
+
+def write_compiled_nequip(folder, architecture: str = "nequip"):
+    """A small NequIP or Allegro model of nequip >= 0.7: trained for one epoch with ``nequip-train``
+    on EMT frames of 2-aminoethanol (H C N O), then compiled with ``nequip-compile --mode
+    torchscript`` (the ``.nequip.pth`` file openmm-hybrid reads).
+
+    Returns
+    -------
+    (Path, Path)
+        The compiled file and the training checkpoint it was compiled from (what openmm-ml
+        1.8's ``nequip`` potential reads).
+    """
+    import subprocess
+    import sys
+
+    import yaml
+    from ase import Atoms
+    from ase.calculators.emt import EMT
+    from ase.io import write
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    # 2-aminoethanol, angstrom
+    numbers = [6, 6, 8, 1, 1, 1, 1, 1, 1, 7]
+    base = np.array([[0, 0, 0], [1.52, 0, 0], [2.0, 1.35, 0], [-0.4, 1.0, 0], [-0.4, -0.5, 0.9],
+                     [-0.4, -0.5, -0.9], [1.9, -0.5, 0.9], [1.9, -0.5, -0.9], [2.9, 1.3, 0], [0.3, 2.0, 1.0]])
+    frames = []
+    for _ in range(12):
+        atoms = Atoms(numbers=numbers, positions=base + 0.1 * rng.standard_normal(base.shape))
+        atoms.calc = EMT()
+        atoms.get_potential_energy()
+        frames.append(atoms)
+    write(folder / "frames.xyz", frames)
+    loader = {"_target_": "torch.utils.data.DataLoader", "batch_size": 4}
+    model = {"seed": 1, "model_dtype": "float64", "type_names": NEQUIP_TRAINED_TYPES, "r_max": 4.0,
+             "l_max": 1, "parity": True, "avg_num_neighbors": "${training_data_stats:num_neighbors_mean}",
+             "per_type_energy_shifts": "${training_data_stats:per_atom_energy_mean}",
+             "per_type_energy_scales": "${training_data_stats:forces_rms}", **NEQUIP_TRAINED_MODELS[architecture]}
+    config = {
+        "run": ["train"], "seed": 1,
+        "data": {"_target_": "nequip.data.datamodule.ASEDataModule", "seed": 1,
+                 "split_dataset": {"file_path": str(folder / "frames.xyz"), "train": 8, "val": 4},
+                 "transforms": [{"_target_": "nequip.data.transforms.ChemicalSpeciesToAtomTypeMapper",
+                                 "model_type_names": NEQUIP_TRAINED_TYPES,
+                                 "chemical_species_to_atom_type_map": {t: t for t in NEQUIP_TRAINED_TYPES}},
+                                {"_target_": "nequip.data.transforms.NeighborListTransform", "r_max": 4.0}],
+                 "train_dataloader": loader, "val_dataloader": loader,
+                 "stats_manager": {"_target_": "nequip.data.CommonDataStatisticsManager",
+                                   "type_names": NEQUIP_TRAINED_TYPES}},
+        "trainer": {"_target_": "lightning.Trainer", "max_epochs": 1, "logger": False, "enable_progress_bar": False,
+                    "callbacks": [{"_target_": "lightning.pytorch.callbacks.ModelCheckpoint",
+                                   "dirpath": str(folder / "training"), "save_last": True}]},
+        "training_module": {"_target_": "nequip.train.EMALightningModule",
+                            "loss": {"_target_": "nequip.train.EnergyForceLoss", "per_atom_energy": True,
+                                     "coeffs": {"total_energy": 1.0, "forces": 1.0}},
+                            "val_metrics": {"_target_": "nequip.train.EnergyForceMetrics",
+                                            "coeffs": {"total_energy_mae": 1.0, "forces_mae": 1.0}},
+                            "optimizer": {"_target_": "torch.optim.Adam", "lr": 0.01},
+                            "model": model},
+    }
+    (folder / "train.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    checkpoint = folder / "training" / "last.ckpt"
+    compiled = folder / f"{architecture}.nequip.pth"
+    bin_dir = Path(sys.executable).parent
+    for command in ([str(bin_dir / "nequip-train"), "-cp", str(folder), "-cn", "train",
+                     f"hydra.run.dir={folder / 'training'}"],
+                    [str(bin_dir / "nequip-compile"), str(checkpoint), str(compiled), "--mode", "torchscript",
+                     "--device", "cpu", "--target", "ase"]):
+        result = subprocess.run(command, capture_output=True, text=True, cwd=folder)
+        if result.returncode != 0:
+            raise RuntimeError(f"{Path(command[0]).name} failed:\n{result.stderr[-3000:]}")
+    return compiled, checkpoint
+
+
 def _quiet():
     import contextlib
     import io

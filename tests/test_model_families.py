@@ -16,6 +16,9 @@ compared to 1e-5 of the largest magnitude, forces to 1e-4 of the largest force c
 import contextlib
 import os
 import warnings
+from importlib.metadata import PackageNotFoundError, version
+
+from packaging.version import Version
 
 import numpy as np
 import pytest
@@ -112,6 +115,13 @@ def nequip_reference(path, z, xyz, charge, dtype):
         torch.set_default_dtype(previous)
 
 
+def nequip_version():
+    try:
+        return Version(version("nequip"))
+    except PackageNotFoundError:
+        return None
+
+
 FAMILIES = {
     # name: (package, writer, file name, reference, charge-aware, load options for the reference comparison)
     "aimnet2": ("aimnet", "write_random_aimnet2", "aimnet2_small.pt", aimnet2_reference, True, {}),
@@ -130,6 +140,9 @@ def family_file(tmp_path_factory):
         if family not in files:
             package, writer, name, *_ = FAMILIES[family]
             if family in ("nequip", "allegro"):
+                if nequip_version() is not None and nequip_version() >= Version("0.7"):
+                    pytest.skip(f"nequip-deploy files are written by nequip < 0.7 (this is {nequip_version()}); "
+                                f"see test_compiled_files_of_nequip_0_7")
                 # nequip 0.6's e3nn 0.4.4 pickles its constants, which torch >= 2.6 loads only so
                 os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
             pytest.importorskip(package, reason=f"{package} is not installed (pip install .[test])")
@@ -363,3 +376,50 @@ def test_every_registered_model_is_an_openmm_ml_potential():
     from openmm_hybrid.models import available_models
     installed = {ep.name for ep in entry_points(group="openmmml.potentials") if ep.name.startswith("hybrid-")}
     assert installed == {f"hybrid-{name}" for name in available_models()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("architecture", ["nequip", "allegro"])
+def test_compiled_files_of_nequip_0_7(architecture, tmp_path):
+    """nequip >= 0.7's ``nequip-compile --mode torchscript`` files (NequIP; Allegro with per-edge-type
+    cutoffs): equal to nequip's own ASE calculator on the same file, and to openmm-ml 1.8's ``nequip``
+    potential on the checkpoint the file was compiled from.  Runs only where nequip >= 0.7 is
+    installed: it needs e3nn >= 0.5, which mace-torch (e3nn 0.4.4) keeps out of the test extra."""
+    from openmmml import MLPotential
+
+    from openmm_hybrid.hybrid import create_hybrid_system
+    from openmm_hybrid.mm import build_system
+    from openmm_hybrid.mm.parameters import ambertools_available
+    from openmm_hybrid.testing import compute, write_compiled_nequip
+    if nequip_version() is None or nequip_version() < Version("0.7"):
+        pytest.skip(f"needs nequip >= 0.7 (installed: {nequip_version()}), which needs e3nn >= 0.5: not "
+                    f"installable beside mace-torch (e3nn 0.4.4), so not in the test extra")
+    if architecture == "allegro":
+        pytest.importorskip("allegro", reason="nequip-allegro is not installed")
+    compiled, checkpoint = write_compiled_nequip(tmp_path, architecture)
+    from ase import Atoms
+    from nequip.integrations.ase import NequIPCalculator
+    z, xyz = molecule("NCCO")
+    atoms = Atoms(numbers=z, positions=xyz * 10.0)
+    atoms.calc = NequIPCalculator.from_compiled_model(str(compiled), device="cpu")
+    e_ref = atoms.get_potential_energy() * EV_TO_KJ_PER_MOL
+    f_ref = atoms.get_forces() * EV_TO_KJ_PER_MOL * 10.0
+    for precision, rel_e, rel_f in (("double", 1e-11, 1e-10), ("single", 1e-5, 1e-4)):
+        module = create_region_module(load_model(str(compiled), precision=precision), list(range(len(z))), z)
+        pos = torch.tensor(xyz, requires_grad=True)
+        energy = module(pos)
+        forces = -torch.autograd.grad(energy, pos)[0].numpy()
+        assert abs(float(energy.detach()) - e_ref) <= rel_e * max(abs(e_ref), 1.0)
+        assert np.abs(forces - f_ref).max() <= rel_f * np.abs(f_ref).max()
+    if not ambertools_available():
+        pytest.skip("AmberTools not found")
+    built = build_system(ligand="NCCO", solvent="vacuum")
+    ligand = [a.index for a in built.topology.atoms() if a.residue.name == "LIG"]
+    ours = create_hybrid_system(built.topology, built.system, ligand, model=str(compiled), precision="double").system
+    theirs = MLPotential("nequip", modelPath=str(checkpoint), lengthScale=0.1,
+                         energyScale=EV_TO_KJ_PER_MOL).createMixedSystem(built.topology, built.system, ligand,
+                                                                         precision="double")
+    e_ours, f_ours = compute(ours, built.positions, "Reference")
+    e_theirs, f_theirs = compute(theirs, built.positions, "Reference")
+    assert abs(e_ours - e_theirs) <= 0.01
+    assert np.abs(f_ours - f_theirs).max() <= 1e-4 * max(np.abs(f_theirs).max(), 1.0)
