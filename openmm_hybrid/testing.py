@@ -266,10 +266,10 @@ NEQUIP_TRAINED_MODELS = {
 }
 
 
-def write_compiled_nequip(folder, architecture: str = "nequip"):
+def write_compiled_nequip(folder, architecture: str = "nequip", model_dtype: str = "float64"):
     """A small NequIP or Allegro model of nequip >= 0.7: trained for one epoch with ``nequip-train``
     on EMT frames of 2-aminoethanol (H C N O), then compiled with ``nequip-compile --mode
-    torchscript`` (the ``.nequip.pth`` file openmm-hybrid reads).
+    torchscript`` (the ``.nequip.pth`` file openmm-hybrid reads), in ``model_dtype``.
 
     Returns
     -------
@@ -300,7 +300,7 @@ def write_compiled_nequip(folder, architecture: str = "nequip"):
         frames.append(atoms)
     write(folder / "frames.xyz", frames)
     loader = {"_target_": "torch.utils.data.DataLoader", "batch_size": 4}
-    model = {"seed": 1, "model_dtype": "float64", "type_names": NEQUIP_TRAINED_TYPES, "r_max": 4.0,
+    model = {"seed": 1, "model_dtype": model_dtype, "type_names": NEQUIP_TRAINED_TYPES, "r_max": 4.0,
              "l_max": 1, "parity": True, "avg_num_neighbors": "${training_data_stats:num_neighbors_mean}",
              "per_type_energy_shifts": "${training_data_stats:per_atom_energy_mean}",
              "per_type_energy_scales": "${training_data_stats:forces_rms}", **NEQUIP_TRAINED_MODELS[architecture]}
@@ -317,7 +317,7 @@ def write_compiled_nequip(folder, architecture: str = "nequip"):
                                    "type_names": NEQUIP_TRAINED_TYPES}},
         "trainer": {"_target_": "lightning.Trainer", "max_epochs": 1, "logger": False, "enable_progress_bar": False,
                     "callbacks": [{"_target_": "lightning.pytorch.callbacks.ModelCheckpoint",
-                                   "dirpath": str(folder / "training"), "save_last": True}]},
+                                   "dirpath": str(folder / f"training_{model_dtype}"), "save_last": True}]},
         "training_module": {"_target_": "nequip.train.EMALightningModule",
                             "loss": {"_target_": "nequip.train.EnergyForceLoss", "per_atom_energy": True,
                                      "coeffs": {"total_energy": 1.0, "forces": 1.0}},
@@ -327,11 +327,11 @@ def write_compiled_nequip(folder, architecture: str = "nequip"):
                             "model": model},
     }
     (folder / "train.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
-    checkpoint = folder / "training" / "last.ckpt"
-    compiled = folder / f"{architecture}.nequip.pth"
+    checkpoint = folder / f"training_{model_dtype}" / "last.ckpt"
+    compiled = folder / f"{architecture}_{model_dtype}.nequip.pth"
     bin_dir = Path(sys.executable).parent
     for command in ([str(bin_dir / "nequip-train"), "-cp", str(folder), "-cn", "train",
-                     f"hydra.run.dir={folder / 'training'}"],
+                     f"hydra.run.dir={folder / f'training_{model_dtype}'}"],
                     [str(bin_dir / "nequip-compile"), str(checkpoint), str(compiled), "--mode", "torchscript",
                      "--device", "cpu", "--target", "ase"]):
         result = subprocess.run(command, capture_output=True, text=True, cwd=folder)

@@ -1,8 +1,11 @@
-"""The adapters of published model families: AIMNet2, MACE, TorchMD-Net (TensorNet / AceFF).
+"""The adapters of published model families: AIMNet2, MACE, TorchMD-Net (TensorNet / AceFF),
+NequIP and Allegro.
 
 Each family is tested on a small randomly initialised instance of its real architecture, built
 with the family's own package and saved in the format its users get (openmm_hybrid.testing:
-AIMNet2 ``.pt`` through ``aimnet export``, MACE ``.model``, TorchMD-Net ``.ckpt``), loaded
+AIMNet2 ``.pt`` through ``aimnet export``, MACE ``.model``, TorchMD-Net ``.ckpt``, NequIP and
+Allegro through ``nequip-deploy build`` with nequip 0.6, and, where nequip >= 0.7 is installed,
+through ``nequip-compile --mode torchscript``), loaded
 through the public route (``load_model(path)``; ``load_model(NAME)`` with
 ``OPENMM_HYBRID_MODEL_DIR``), and compared with the package's own evaluation.  A family whose
 package is not installed is skipped with the reason.
