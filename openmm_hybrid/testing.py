@@ -3,7 +3,9 @@
 - where the model files live on a machine without network access (:func:`use_shared_models`,
   :func:`emle_model_path`, :func:`ani_weights_available`);
 - :func:`compute`: energy and forces of a System in one call;
-- :class:`EvaluationCounter`: a TorchScript energy term that counts its own evaluations.
+- :class:`EvaluationCounter`: a TorchScript energy term that counts its own evaluations;
+- small random models of the published families in their users' formats (``write_random_*``,
+  :func:`write_compiled_nequip`).
 
 Model files are never part of the project: ANI-2x weights are found through ``TORCHANI_DATA_DIR``
 and the EMLE parameter file (GPL) through ``OPENMM_HYBRID_EMLE_MODEL``; when those are unset, a

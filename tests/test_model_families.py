@@ -186,7 +186,8 @@ def test_equals_the_package_evaluation(family, precision, name, smiles, charge, 
     the molecule's net charge, so the charge reaches the model (and changes the energy)."""
     _, _, _, reference, charge_aware, options = FAMILIES[family]
     if charge and not charge_aware:
-        pytest.skip(f"{family} models are for neutral molecules (the refusal is tested below)")
+        pytest.skip(f"{family} models are for neutral molecules (the refusal is tested below and in "
+                    f"test_models_nequip.py)")
     z, xyz = molecule(smiles)
     dtype = torch.float64 if precision == "double" else torch.float32
     e_ref, f_ref = reference(family_file(family), z, xyz, charge, dtype)

@@ -126,6 +126,8 @@ def test_refusals_name_the_problem(tmp_path):
     path = write_stand_in(tmp_path / "deployed.pth")
     with pytest.raises(ModelError, match=r"element\(s\) Br that model"):
         load_model(str(path)).check_region([6, 35], 0)
+    with pytest.raises(ModelError, match="net charge -1 e, but model .* is for neutral molecules only"):
+        load_model(str(path)).check_region([6, 8, 1], -1)
     with pytest.raises(ModelError, match="option\\(s\\) lengthScale are not used by NequIP models"):
         load_model(str(path), lengthScale=0.1)
     aoti = tmp_path / "model.nequip.pt2"
