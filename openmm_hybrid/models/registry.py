@@ -5,7 +5,8 @@ Built in: ANI-2x (``"ani2x"``), TorchScript files (``*.pt``, ``*.pth``, ``*.ts``
 AIMNet2 (:mod:`.aimnet2`), MACE (:mod:`.mace`), TorchMD-Net (:mod:`.torchmdnet`), whose
 packages are optional extras, and NequIP / Allegro deployed files (:mod:`.nequip`, read by torch
 alone).  Other families register a :class:`~openmm_hybrid.models.base.ModelFamily` subclass
-with :func:`register_model_family`, or through the ``openmm_hybrid.models`` entry point group (value: the subclass).
+with :func:`register_model_family`, or through the ``openmm_hybrid.models`` entry point group
+(value: the subclass).
 """
 import os
 from typing import Callable, Dict, List
