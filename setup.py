@@ -29,11 +29,14 @@ INSTALL_REQUIRES = [
 
 
 # The model families' packages (optional).  aimnet 0.2.0 is the newest release that accepts
-# torch 2.9.1 (0.2.5+ ask for torch >= 2.10); mace-torch pins e3nn 0.4.4.
+# torch 2.9.1 (0.2.5+ ask for torch >= 2.10); mace-torch (every release) pins e3nn 0.4.4, so nequip
+# is 0.6.2, the last release on e3nn < 0.5, with nequip-allegro 0.3.0, its Allegro.  Deployed and
+# compiled NequIP/Allegro files are read with torch alone: the nequip extra only writes and checks them.
 MODEL_FAMILY_EXTRAS = {
     "aimnet2": ["aimnet==0.2.0"],
     "mace": ["mace-torch==0.3.16"],
     "torchmdnet": ["torchmd-net==3.1.0", "huggingface_hub"],
+    "nequip": ["nequip==0.6.2", "nequip-allegro==0.3.0"],
 }
 # every registered model name is also openmm-ml's potential "hybrid-<name>"
 HYBRID_POTENTIALS = ["ani2x", "torchscript",

@@ -15,9 +15,19 @@ evaluates the region in vacuo (all-pairs Coulomb): the cost per step is what is 
 openmm-ml's TorchMD-Net route compiles the model with ``torch.compile`` after its first call;
 its first timed round is preceded by warm-up steps like every other case.
 
+NequIP and Allegro (``--families nequip,allegro``) need nequip >= 0.7, the version openmm-ml 1.8's
+``nequip`` potential reads, which cannot share an environment with mace-torch (e3nn 0.4.4 against
+>= 0.5): run them in an environment of their own, with their own ``--out``.  The model is trained for
+one epoch (openmm_hybrid.testing.write_compiled_nequip); openmm-hybrid runs its ``nequip-compile
+--mode torchscript`` file, openmm-ml the checkpoint it was compiled from (its Python callback runs
+nequip's neighbour list and model in every step, periodic like the System).
+
     python benchmarks/bench_model_families.py [--steps 20] [--rounds 3] [--families aimnet2,mace,tensornet]
+    python benchmarks/bench_model_families.py --families nequip,allegro \
+        --out benchmarks/results/bench_model_families_nequip.md
 """
 import argparse
+import importlib.metadata
 import platform
 import statistics
 import tempfile
@@ -37,18 +47,35 @@ from openmm_hybrid.mm import build_system
 
 REPO = testing.SOURCE_TREE
 LIGAND = REPO / "examples" / "t4-lysozyme" / "p-xylene.sdf"
-# family: (writer, file name, openmm-ml potential name, openmm-ml createMixedSystem arguments)
+# family: (writer, file name, openmm-ml potential name, openmm-ml createMixedSystem arguments, distributions)
 FAMILIES = {
-    "aimnet2": ("write_random_aimnet2", "aimnet2_small.pt", "aimnet", {}),
-    "mace": ("write_random_mace", "small.model", "mace", {"precision": "single", "mlLongRange": False}),
-    "tensornet": ("write_random_tensornet", "small.ckpt", "torchmdnet", {"mlLongRange": False}),
+    "aimnet2": ("write_random_aimnet2", "aimnet2_small.pt", "aimnet", {}, ["aimnet"]),
+    "mace": ("write_random_mace", "small.model", "mace", {"precision": "single", "mlLongRange": False},
+             ["mace-torch", "e3nn"]),
+    "tensornet": ("write_random_tensornet", "small.ckpt", "torchmdnet", {"mlLongRange": False}, ["torchmd-net"]),
+    "nequip": ("write_compiled_nequip", "nequip", "nequip", {"mlLongRange": False}, ["nequip", "e3nn"]),
+    "allegro": ("write_compiled_nequip", "allegro", "nequip", {"mlLongRange": False},
+                ["nequip", "nequip-allegro", "e3nn"]),
 }
+# openmm-ml's `nequip` potential takes the model's units (angstrom, eV) at construction
+POTENTIAL_ARGUMENTS = {"nequip": {"lengthScale": 0.1, "energyScale": 96.48533212331002}}
+
+
+def model_files(family, folder):
+    """(the file openmm-hybrid loads, the file openmm-ml loads) of a fresh model of ``family``."""
+    writer, name, *_ = FAMILIES[family]
+    if writer == "write_compiled_nequip":
+        # trained in float32, as nequip's models usually are: both routes then run it in its own dtype
+        # (openmm-ml's conversion of a float64 model to float32 fails on its float64 inputs)
+        return testing.write_compiled_nequip(Path(folder) / family, name, model_dtype="float32")
+    path = getattr(testing, writer)(Path(folder) / name)
+    return path, path
 
 
 def openmm_ml_system(name, path, built, ligand, options):
     from openmmml import MLPotential
-    return MLPotential(name, modelPath=str(path)).createMixedSystem(built.topology, built.system, ligand,
-                                                                    **options)
+    return MLPotential(name, modelPath=str(path), **POTENTIAL_ARGUMENTS.get(name, {})).createMixedSystem(
+        built.topology, built.system, ligand, **options)
 
 
 def make_simulation(system, built):
@@ -73,19 +100,23 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=20, help="steps per timed round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--families", default=",".join(FAMILIES))
-    parser.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "bench_model_families.md"))
+    parser.add_argument("--out", default=None,
+                        help="results file (default benchmarks/results/bench_model_families.md)")
     args = parser.parse_args(argv)
+    args.out_name = args.out
+    if args.out is None:
+        args.out = str(REPO / "benchmarks" / "results" / "bench_model_families.md")
     set_quiet(True)
     built = build_system(ligand=str(LIGAND), solvent="explicit", padding=1.2)
     ligand = [a.index for a in built.topology.atoms() if a.residue.name == "LIG"]
     rows = []
     with tempfile.TemporaryDirectory() as folder:
         for family in args.families.split(","):
-            writer, file_name, ml_name, ml_options = FAMILIES[family]
-            path = getattr(testing, writer)(Path(folder) / file_name)
+            _, _, ml_name, ml_options, _ = FAMILIES[family]
+            path, reference_path = model_files(family, folder)
             hybrid = create_hybrid_system(built.topology, built.system, ligand, model=str(path),
                                           precision="single").system
-            reference = openmm_ml_system(ml_name, path, built, ligand, ml_options)
+            reference = openmm_ml_system(ml_name, reference_path, built, ligand, ml_options)
             runs = {"openmm-hybrid": make_simulation(hybrid, built), "openmm-ml": make_simulation(reference, built)}
             for _, integrator in runs.values():
                 integrator.step(5)  # warm-up (torch.compile in openmm-ml's TorchMD-Net route)
@@ -102,11 +133,9 @@ def main(argv=None):
 
 
 def write_results(out: Path, rows, args, n_atoms):
-    import aimnet
-    import mace
-    import torchmdnet
-    versions = (f"torch {torch.__version__}, OpenMM {openmm.__version__}, aimnet {aimnet.__version__}, "
-                f"mace-torch {mace.__version__}, torchmd-net {torchmdnet.__version__}")
+    distributions = sorted({name for family, *_ in rows for name in FAMILIES[family][4]})
+    versions = ", ".join([f"torch {torch.__version__}", f"OpenMM {openmm.__version__}"] +
+                         [f"{name} {importlib.metadata.version(name)}" for name in distributions])
     lines = [
         "# bench_model_families.py: published model families, ms per ML/MM step",
         "",
@@ -117,12 +146,17 @@ def write_results(out: Path, rows, args, n_atoms):
         "",
         f"System: p-xylene in TIP3P water, {n_atoms} atoms, PME. Machine: {platform.processor() or platform.machine()},"
         f" {torch.get_num_threads()} torch threads. Versions: {versions}.",
-        f"Command: `python benchmarks/bench_model_families.py --steps {args.steps} --rounds {args.rounds}`",
+        f"Command: `python benchmarks/bench_model_families.py --steps {args.steps} --rounds {args.rounds} "
+        f"--families {args.families}" + (f" --out {args.out_name}`" if args.out_name else "`"),
         "",
         "| family | openmm-ml 1.8 | openmm-hybrid | hybrid / openmm-ml |",
         "| --- | --- | --- | --- |",
     ]
     lines += [f"| {family} | {ml:.2f} ms | {hybrid:.2f} ms | **{ratio:.2f}** |" for family, ml, hybrid, ratio in rows]
+    if any(FAMILIES[family][0] == "write_compiled_nequip" for family, *_ in rows):
+        lines += ["", "NequIP/Allegro: nequip >= 0.7 (the version openmm-ml 1.8 reads) in an environment without "
+                      "mace-torch; the model is trained for one epoch, openmm-hybrid runs its `nequip-compile --mode "
+                      "torchscript` file, openmm-ml the checkpoint."]
     lines += ["", "Target: hybrid / openmm-ml <= 0.8 per ML/MM step on the CPU platform.", ""]
     out.write_text("\n".join(lines))
 

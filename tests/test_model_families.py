@@ -1,8 +1,11 @@
-"""The adapters of published model families: AIMNet2, MACE, TorchMD-Net (TensorNet / AceFF).
+"""The adapters of published model families: AIMNet2, MACE, TorchMD-Net (TensorNet / AceFF),
+NequIP and Allegro.
 
 Each family is tested on a small randomly initialised instance of its real architecture, built
 with the family's own package and saved in the format its users get (openmm_hybrid.testing:
-AIMNet2 ``.pt`` through ``aimnet export``, MACE ``.model``, TorchMD-Net ``.ckpt``), loaded
+AIMNet2 ``.pt`` through ``aimnet export``, MACE ``.model``, TorchMD-Net ``.ckpt``, NequIP and
+Allegro through ``nequip-deploy build`` with nequip 0.6, and, where nequip >= 0.7 is installed,
+through ``nequip-compile --mode torchscript``), loaded
 through the public route (``load_model(path)``; ``load_model(NAME)`` with
 ``OPENMM_HYBRID_MODEL_DIR``), and compared with the package's own evaluation.  A family whose
 package is not installed is skipped with the reason.
@@ -15,6 +18,10 @@ compared to 1e-5 of the largest magnitude, forces to 1e-4 of the largest force c
 """
 import contextlib
 import os
+import warnings
+from importlib.metadata import PackageNotFoundError, version
+
+from packaging.version import Version
 
 import numpy as np
 import pytest
@@ -90,11 +97,41 @@ def tensornet_reference(path, z, xyz, charge, dtype):
     return float(energy.sum()) * EV_TO_KJ_PER_MOL, neg_dy.detach().double().numpy() * EV_TO_KJ_PER_MOL * 10.0
 
 
+def nequip_reference(path, z, xyz, charge, dtype):
+    """nequip's ASE calculator on the deployed file, in the file's own precision (float64: the random
+    models are written with model_dtype float64), whatever ``dtype``: the single-precision adapter
+    is a float32 conversion of the model, compared at float32's tolerance.  nequip builds its input
+    in torch's default dtype, which its own loader would set process-wide to the model's
+    default_dtype (float64); it is set for the call only."""
+    from ase import Atoms
+    from nequip.ase import NequIPCalculator
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "chemical symbols as type names": they are, here
+            calc = NequIPCalculator.from_deployed_model(str(path), set_global_options=False)
+        atoms = Atoms(numbers=z, positions=xyz * 10.0)
+        atoms.calc = calc
+        return atoms.get_potential_energy() * EV_TO_KJ_PER_MOL, atoms.get_forces() * EV_TO_KJ_PER_MOL * 10.0
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def nequip_version():
+    try:
+        return Version(version("nequip"))
+    except PackageNotFoundError:
+        return None
+
+
 FAMILIES = {
     # name: (package, writer, file name, reference, charge-aware, load options for the reference comparison)
     "aimnet2": ("aimnet", "write_random_aimnet2", "aimnet2_small.pt", aimnet2_reference, True, {}),
     "mace": ("mace", "write_random_mace", "small.model", mace_reference, False, {"energy_type": "energy"}),
     "tensornet": ("torchmdnet", "write_random_tensornet", "small.ckpt", tensornet_reference, True, {}),
+    "nequip": ("nequip", "write_random_nequip", "nequip_deployed.pth", nequip_reference, False, {}),
+    "allegro": ("allegro", "write_random_allegro", "allegro_deployed.pth", nequip_reference, False, {}),
 }
 
 
@@ -105,6 +142,12 @@ def family_file(tmp_path_factory):
     def get(family):
         if family not in files:
             package, writer, name, *_ = FAMILIES[family]
+            if family in ("nequip", "allegro"):
+                if nequip_version() is not None and nequip_version() >= Version("0.7"):
+                    pytest.skip(f"nequip-deploy files are written by nequip < 0.7 (this is {nequip_version()}); "
+                                f"see test_compiled_files_of_nequip_0_7")
+                # nequip 0.6's e3nn 0.4.4 pickles its constants, which torch >= 2.6 loads only so
+                os.environ.setdefault("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
             pytest.importorskip(package, reason=f"{package} is not installed (pip install .[test])")
             from openmm_hybrid import testing
             folder = tmp_path_factory.mktemp(family)
@@ -143,7 +186,8 @@ def test_equals_the_package_evaluation(family, precision, name, smiles, charge, 
     the molecule's net charge, so the charge reaches the model (and changes the energy)."""
     _, _, _, reference, charge_aware, options = FAMILIES[family]
     if charge and not charge_aware:
-        pytest.skip(f"{family} models are for neutral molecules (the refusal is tested below)")
+        pytest.skip(f"{family} models are for neutral molecules (the refusal is tested below and in "
+                    f"test_models_nequip.py)")
     z, xyz = molecule(smiles)
     dtype = torch.float64 if precision == "double" else torch.float32
     e_ref, f_ref = reference(family_file(family), z, xyz, charge, dtype)
@@ -294,6 +338,10 @@ OPENMM_ML = {
     "mace": ("mace", {"precision": "double"}, {}, "double"),
     "tensornet": ("torchmdnet", {}, {"energy_scale": 96.4916}, "single"),
 }
+# openmm-ml 1.8's `nequip` potential reads nequip >= 0.7 checkpoints and packages (load_saved_model),
+# and nequip >= 0.7 needs e3nn >= 0.5, which mace-torch (e3nn 0.4.4) excludes from this environment
+NOT_IN_OPENMM_ML = {family: "openmm-ml 1.8 reads only nequip >= 0.7 files; the test environment has nequip 0.6 "
+                            "(mace-torch pins e3nn 0.4.4)" for family in ("nequip", "allegro")}
 
 
 @pytest.mark.slow
@@ -307,6 +355,8 @@ def test_equals_openmm_ml_create_mixed_system(family, family_file):
     from openmm_hybrid.testing import compute
     if not ambertools_available():
         pytest.skip("AmberTools not found")
+    if family in NOT_IN_OPENMM_ML:
+        pytest.skip(NOT_IN_OPENMM_ML[family])
     name, ml_options, options, precision = OPENMM_ML[family]
     smiles, charge = ("CC(=O)[O-]", -1) if FAMILIES[family][4] else ("OCCBr", 0)
     built = build_system(ligand=smiles, solvent="vacuum")
@@ -330,3 +380,50 @@ def test_every_registered_model_is_an_openmm_ml_potential():
     from openmm_hybrid.models import available_models
     installed = {ep.name for ep in entry_points(group="openmmml.potentials") if ep.name.startswith("hybrid-")}
     assert installed == {f"hybrid-{name}" for name in available_models()}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("architecture", ["nequip", "allegro"])
+def test_compiled_files_of_nequip_0_7(architecture, tmp_path):
+    """nequip >= 0.7's ``nequip-compile --mode torchscript`` files (NequIP; Allegro with per-edge-type
+    cutoffs): equal to nequip's own ASE calculator on the same file, and to openmm-ml 1.8's ``nequip``
+    potential on the checkpoint the file was compiled from.  Runs only where nequip >= 0.7 is
+    installed: it needs e3nn >= 0.5, which mace-torch (e3nn 0.4.4) keeps out of the test extra."""
+    from openmmml import MLPotential
+
+    from openmm_hybrid.hybrid import create_hybrid_system
+    from openmm_hybrid.mm import build_system
+    from openmm_hybrid.mm.parameters import ambertools_available
+    from openmm_hybrid.testing import compute, write_compiled_nequip
+    if nequip_version() is None or nequip_version() < Version("0.7"):
+        pytest.skip(f"needs nequip >= 0.7 (installed: {nequip_version()}), which needs e3nn >= 0.5: not "
+                    f"installable beside mace-torch (e3nn 0.4.4), so not in the test extra")
+    if architecture == "allegro":
+        pytest.importorskip("allegro", reason="nequip-allegro is not installed")
+    compiled, checkpoint = write_compiled_nequip(tmp_path, architecture)
+    from ase import Atoms
+    from nequip.integrations.ase import NequIPCalculator
+    z, xyz = molecule("NCCO")
+    atoms = Atoms(numbers=z, positions=xyz * 10.0)
+    atoms.calc = NequIPCalculator.from_compiled_model(str(compiled), device="cpu")
+    e_ref = atoms.get_potential_energy() * EV_TO_KJ_PER_MOL
+    f_ref = atoms.get_forces() * EV_TO_KJ_PER_MOL * 10.0
+    for precision, rel_e, rel_f in (("double", 1e-11, 1e-10), ("single", 1e-5, 1e-4)):
+        module = create_region_module(load_model(str(compiled), precision=precision), list(range(len(z))), z)
+        pos = torch.tensor(xyz, requires_grad=True)
+        energy = module(pos)
+        forces = -torch.autograd.grad(energy, pos)[0].numpy()
+        assert abs(float(energy.detach()) - e_ref) <= rel_e * max(abs(e_ref), 1.0)
+        assert np.abs(forces - f_ref).max() <= rel_f * np.abs(f_ref).max()
+    if not ambertools_available():
+        pytest.skip("AmberTools not found")
+    built = build_system(ligand="NCCO", solvent="vacuum")
+    ligand = [a.index for a in built.topology.atoms() if a.residue.name == "LIG"]
+    ours = create_hybrid_system(built.topology, built.system, ligand, model=str(compiled), precision="double").system
+    theirs = MLPotential("nequip", modelPath=str(checkpoint), lengthScale=0.1,
+                         energyScale=EV_TO_KJ_PER_MOL).createMixedSystem(built.topology, built.system, ligand,
+                                                                         precision="double")
+    e_ours, f_ours = compute(ours, built.positions, "Reference")
+    e_theirs, f_theirs = compute(theirs, built.positions, "Reference")
+    assert abs(e_ours - e_theirs) <= 0.01
+    assert np.abs(f_ours - f_theirs).max() <= 1e-4 * max(np.abs(f_theirs).max(), 1.0)

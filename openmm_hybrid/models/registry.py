@@ -2,10 +2,11 @@
 
 Built in: ANI-2x (``"ani2x"``), TorchScript files (``*.pt``, ``*.pth``, ``*.ts``; see
 :mod:`openmm_hybrid.models.base` for the contract), and the adapters of published families:
-AIMNet2 (:mod:`.aimnet2`), MACE (:mod:`.mace`) and TorchMD-Net (:mod:`.torchmdnet`), whose
-packages are optional extras.  Other families register a
-:class:`~openmm_hybrid.models.base.ModelFamily` subclass with :func:`register_model_family`,
-or through the ``openmm_hybrid.models`` entry point group (value: the subclass).
+AIMNet2 (:mod:`.aimnet2`), MACE (:mod:`.mace`), TorchMD-Net (:mod:`.torchmdnet`), whose
+packages are optional extras, and NequIP / Allegro deployed files (:mod:`.nequip`, read by torch
+alone).  Other families register a :class:`~openmm_hybrid.models.base.ModelFamily` subclass
+with :func:`register_model_family`, or through the ``openmm_hybrid.models`` entry point group
+(value: the subclass).
 """
 import os
 from typing import Callable, Dict, List
@@ -16,6 +17,7 @@ from .aimnet2 import AIMNet2Family
 from .ani import ANI2xFamily
 from .base import MLModel, ModelCapabilities, ModelFamily
 from .mace import MACEFamily
+from .nequip import NequIPFamily
 from .torchmdnet import TorchMDNetFamily
 from .torchscript_file import TorchScriptFileFamily
 
@@ -136,3 +138,5 @@ register_model_family(TorchScriptFileFamily)
 register_model_family(MACEFamily)
 register_model_family(TorchMDNetFamily)
 register_model_family(AIMNet2Family)
+# claims the TorchScript files (.pth) that hold nequip's deployment metadata
+register_model_family(NequIPFamily)
