@@ -42,7 +42,7 @@ import yaml
 from openmm.app import element as elements
 
 from ..errors import InputFileError, ModelError
-from .base import MLModel, ModelDescription, ModelFamily, SpecializingModel, check_precision, refuse_options
+from .base import MLModel, ModelCapabilities, ModelFamily, SpecializingModel, check_precision, refuse_options
 from .model_files import EV_TO_KJ_PER_MOL, FixedRegionModule, all_pairs, dtype_of
 
 # the metadata (TorchScript extra files) nequip writes next to a deployed or compiled model
@@ -290,8 +290,8 @@ class NequIPFamily(ModelFamily):
     def claims_file(self, path: str) -> bool:
         return super().claims_file(path) or read_nequip_metadata(path) is not None
 
-    def describe(self, spec: str) -> ModelDescription:
+    def describe(self, spec: str, **options) -> ModelCapabilities:
         metadata = read_nequip_metadata(spec)
         if metadata is None:
-            return ModelDescription(supports_charge=False)
-        return ModelDescription(supported_elements=sorted(element_types(metadata)) or None, supports_charge=False)
+            return ModelCapabilities(None, False)
+        return ModelCapabilities(sorted(element_types(metadata)) or None, False)
