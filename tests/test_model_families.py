@@ -290,6 +290,29 @@ def test_names_resolve_offline_from_the_model_dir(family_file, region_energy, tm
     assert load_model("mace-off23-small").supported_elements == load_model(str(family_file("mace"))).supported_elements
 
 
+def test_published_files_are_found_in_order_and_a_missing_one_is_named(tmp_path, monkeypatch):
+    """$OPENMM_HYBRID_MODEL_DIR first, then the package's cache, then its download; else the refusal."""
+    from openmm_hybrid.models.model_files import find_model_file
+    folder, cache = tmp_path / "models", tmp_path / "cache.pt"
+    monkeypatch.setenv(MODEL_DIR_VARIABLE, str(folder))
+
+    def offline():
+        raise ConnectionError("no network")
+
+    with pytest.raises(ModelError, match=r"model 'm' needs the published file m\.pt, which is not in "
+                                         r"\$OPENMM_HYBRID_MODEL_DIR .* nor in pkg's cache .*ConnectionError: no "
+                                         r"network\)\. Put m\.pt in"):
+        find_model_file("m", "m.pt", cache, offline, "pkg")
+    assert find_model_file("m", "m.pt", cache, lambda: str(tmp_path / "downloaded.pt"), "pkg") == \
+        tmp_path / "downloaded.pt"
+    cache.write_bytes(b"x")
+    assert find_model_file("m", "m.pt", cache, offline, "pkg") == cache
+    folder.mkdir()
+    (folder / "m.pt").write_bytes(b"x")
+    assert find_model_file("m", "m.pt", cache, offline, "pkg") == folder / "m.pt"
+
+
+@pytest.mark.slow
 def test_a_missing_published_file_is_named(tmp_path, monkeypatch):
     pytest.importorskip("aimnet")
     from aimnet.calculators import model_registry
