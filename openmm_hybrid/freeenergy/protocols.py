@@ -35,11 +35,11 @@ class ProgressMeter:
         self.last = now
         rate = (done - self.start_done) / max(now - self.t0, 1e-9)
         left = (self.total - done) / rate if rate > 0 else float("nan")
-        eta = f", about {_duration(left)} left" if done < self.total and math.isfinite(left) else ""
+        eta = f", about {format_duration(left)} left" if done < self.total and math.isfinite(left) else ""
         progress(f"{self.label}: {done}/{self.total} ({100 * done / max(self.total, 1):.0f}%){eta}")
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:
