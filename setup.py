@@ -24,6 +24,9 @@ INSTALL_REQUIRES = [
     "openmmtools==0.27.0",
     "matplotlib",
     "pyyaml",
+    # free-energy campaigns (openmm_hybrid.freeenergy.campaign): units of work on Dask
+    "dask>=2024.1",
+    "distributed>=2024.1",
 ]
 
 
@@ -64,7 +67,9 @@ setup(
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        "test": ["pytest"],
+        "test": ["pytest", "dask-jobqueue>=0.8"],
+        # campaigns on batch systems: fe campaign --cluster slurm|pbs
+        "cluster": ["dask-jobqueue>=0.8"],
         "cuda12": ["openmm-cuda-12==8.6.1", "openmm-torch-cuda-12==1.5"],
     },
     entry_points={

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import requires_ani
 from openmm_hybrid.errors import CampaignError, FreeEnergyError, RunInterrupted
 from openmm_hybrid.freeenergy.campaign import load_campaign_settings, run_campaign, summarise
 from openmm_hybrid.freeenergy.campaign.cluster import (connect, gpu_worker_specs, jobqueue_cluster)
@@ -72,6 +73,7 @@ def inputs(tmp_path_factory):
     protein = Path(openmmtools.__file__).parent / "data" / "alanine-dipeptide-gbsa" / "alanine-dipeptide.pdb"
     (folder / "protein.pdb").write_text(protein.read_text())
     writer = Chem.SDWriter(str(folder / "series.sdf"))
+    single = Chem.SDWriter(str(folder / "methanol.sdf"))
     for name, smiles in LIGANDS:
         mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
         AllChem.EmbedMolecule(mol, randomSeed=7)
@@ -81,7 +83,10 @@ def inputs(tmp_path_factory):
             conformer.SetAtomPosition(i, Point3D(*p))
         mol.SetProp("_Name", name)
         writer.write(mol)
+        if name == "methanol":
+            single.write(mol)
     writer.close()
+    single.close()
     (folder / "mm.csv").write_text("name,dG,dG_err\nmethanol,-3.0,0.2\nacetate,-5.5,0.3\nchloromethane,-2.0,0.1\n")
     (folder / "exp.csv").write_text("name,dG\nmethanol,-2.5\nacetate,-6.0\nchloromethane,-1.0\nunknown,-4.0\n")
     return folder
@@ -327,6 +332,7 @@ def test_statistics_against_hand_computed_values():
 
 
 def test_cluster_configurations(tmp_path):
+    pytest.importorskip("dask_jobqueue")
     specs = gpu_worker_specs(["0", "3"])
     assert {name: spec["options"]["env"]["CUDA_VISIBLE_DEVICES"] for name, spec in specs.items()} == \
         {"gpu-0": "0", "gpu-3": "3"}
@@ -349,3 +355,80 @@ def test_cluster_configurations(tmp_path):
         jobqueue_cluster("slurm", config)
     with pytest.raises(CampaignError, match=r"--cluster pbs needs --cluster-config FILE"):
         jobqueue_cluster("pbs", None)
+
+
+HYDRATION = ["build.padding_nm=0.55", "build.nonbonded_cutoff_nm=0.5", "build.box_shape=cube",
+             "simulation.platform=CPU", "simulation.pressure_bar=null", "simulation.minimize_iterations=20",
+             "alchemical.electrostatics_lambdas=[1.0, 0.0]", "alchemical.sterics_lambdas=[1.0, 0.5, 0.0]",
+             "alchemical.solvent={equilibration_steps: 20, n_samples: 6, steps_between_samples: 5, "
+             "samples_per_segment: 3}",
+             "alchemical.vacuum={equilibration_steps: 20, n_samples: 6, steps_between_samples: 5, "
+             "samples_per_segment: 3}",
+             "correction.simulation.platform=CPU", "correction.simulation.pressure_bar=null",
+             "correction.simulation.minimize_iterations=20", "correction.neq.n_switches=4",
+             "correction.neq.switch_steps=10", "correction.neq.equilibration_steps=20",
+             "correction.neq.steps_between_samples=5", "correction.neq.samples_per_segment=2",
+             "correction.neq.switches_per_segment=2", "correction.min_overlap=0", "report.bootstrap_samples=20"]
+
+
+@pytest.mark.slow
+@requires_ani
+def test_hydration_campaign_with_ani2x_equals_run_hydration(client, tmp_path):
+    """Hydration free energies of a series on two workers: each molecule's MM legs and ANI-2x
+    corrections equal ``run_hydration`` with the molecule's seed; a charged molecule is reported."""
+    from openmm_hybrid.freeenergy import run_hydration
+    from openmm_hybrid.freeenergy.settings import HydrationSettings, from_dict, to_dict
+    (tmp_path / "molecules.smi").write_text("CO methanol\nCC(=O)[O-] acetate\nCC ethane\n")
+    settings = load_campaign_settings(None, [f"seed={SEED}", "ml.model=ani2x", "ml.model_index=0", *HYDRATION])
+    (tmp_path / "exp.csv").write_text("name,dG,dG_err\nmethanol,-5.1,0.1\nethane,1.8,0.1\n")
+    summary = run_campaign(tmp_path / "molecules.smi", tmp_path / "campaign", settings=settings, hydration=True,
+                           experimental=tmp_path / "exp.csv", client=client, dashboard=False)
+    assert summary["ligands"]["acetate"]["status"] == "failed"
+    assert "net charge -1 e; absolute hydration free energies of charged molecules" in \
+        summary["ligands"]["acetate"]["reason"]
+    entry = read_series(tmp_path / "molecules.smi")[0]
+    data = to_dict(settings)
+    single = from_dict(HydrationSettings, {key: data[key] for key in ("build", "simulation", "alchemical", "ml",
+                                                                       "correction")}
+                       | {"seed": ligand_seed(SEED, "methanol"),
+                          "build": {k: v for k, v in data["build"].items()
+                                    if k not in ("solvent", "ionic_strength_molar", "ph")},
+                          "ml": {k: v for k, v in data["ml"].items() if k not in ("model_options", "mts_substeps")}})
+    reference = run_hydration(entry.ligand, tmp_path / "single", single)
+    record = summary["ligands"]["methanol"]
+    assert record["status"] == "ok"
+    assert record["mm"] == reference["estimate"]["mm"] and record["ml_mm"] == reference["estimate"]["ml_mm"]
+    assert summary["statistics"]["ml_mm"]["n"] == 2
+
+
+def test_multiple_time_steps(inputs, tmp_path):
+    """ml.mts_substeps: MTS-ready embedding, every sampling and switching step a BAOAB-RESPA step."""
+    summary = run_campaign(inputs / "methanol.sdf", tmp_path, protein=inputs / "protein.pdb",
+                           settings=tiny_settings(inputs, "ml.mts_substeps=2"), serial=True)
+    assert summary["ligands"]["methanol"]["status"] == "ok"
+    embed = json.loads((tmp_path / "ligands" / "methanol" / "complex" / "embed" / "embed.json").read_text())
+    assert embed["mts_ready"] and embed["force_groups"]["slow"] == 1
+    records = [json.loads(line) for line in (tmp_path / "execution.jsonl").read_text().splitlines()]
+    sampling = [r for r in records if "integrator" in r]
+    assert len(sampling) == 2 * (2 * 3 + 2 * 2)  # both phases: 2 x (1 + 2) equilibrium blocks, 2 x 2 batches
+    assert {(r["integrator"], r["platform"]) for r in sampling} == {("RESPAIntegrator", "CPU")}
+
+
+@pytest.mark.slow
+@requires_ani
+def test_binding_campaign_with_ani2x(inputs, client, tmp_path):
+    """ANI-2x: chloromethane runs (Cl is an ANI-2x element) and equals the single-ligand workflow;
+    acetate is refused (ANI-2x is for neutral molecules), with the reason, and the rest completes."""
+    from openmm_hybrid.freeenergy.binding import run_binding_correction
+    from openmm_hybrid.freeenergy.settings import EndstateSettings, from_dict, to_dict
+    settings = tiny_settings(inputs, "ml.model=ani2x", "ml.precision=single")
+    summary = run(inputs, tmp_path / "campaign", client=client, settings=settings)
+    ligands = summary["ligands"]
+    assert ligands["chloromethane"]["status"] == ligands["methanol"]["status"] == "ok"
+    assert ligands["acetate"]["status"] == "failed"
+    assert "net charge -1 e, but model 'ani2x' is for neutral molecules only" in ligands["acetate"]["reason"]
+    single = from_dict(EndstateSettings, {**to_dict(settings.correction), "seed": ligand_seed(SEED, "chloromethane")})
+    folder = tmp_path / "campaign" / "ligands" / "chloromethane"
+    result = run_binding_correction(folder / "complex" / "embed", folder / "solvent" / "embed", tmp_path / "single",
+                                    single)
+    assert result["estimate"] == ligands["chloromethane"]["correction"]

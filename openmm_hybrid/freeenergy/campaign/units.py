@@ -61,8 +61,8 @@ def run_unit(root: str, unit: Unit, calculation: Optional[Calculation] = None, b
     Returns
     -------
     dict
-        What ran where: ``unit``, ``seconds``, ``steps``, ``host``, ``pid``, ``worker``, and
-        ``failed`` (the reason) when the unit raised: an error in what it computes is a result
+        What ran where: ``unit``, ``seconds``, ``steps``, ``host``, ``pid``, ``worker``, for sampling
+        units ``platform`` and ``integrator``, and ``failed`` (the reason) when the unit raised: an error in what it computes is a result
         (its ligand fails), not a crash of the worker.
     """
     store = CampaignStore(root)
@@ -70,7 +70,7 @@ def run_unit(root: str, unit: Unit, calculation: Optional[Calculation] = None, b
     record = {"unit": unit.id, "steps": unit.steps, "host": socket.gethostname(), "pid": os.getpid(),
               "worker": _worker_address()}
     try:
-        UNIT_FUNCTIONS[unit.kind](store, unit, build if unit.kind == "build" else calculation)
+        record.update(UNIT_FUNCTIONS[unit.kind](store, unit, build if unit.kind == "build" else calculation) or {})
     except Exception as exc:  # what the unit computes went wrong: its ligand fails, with this reason
         record["failed"] = failure_reason(unit, exc)
     record["seconds"] = time.perf_counter() - t0
@@ -224,6 +224,11 @@ def _equilibrium_block(store: CampaignStore, unit: Unit, calc: Calculation) -> N
                              steps_between_samples=neq.steps_between_samples, take_sample=sampler.chain_state,
                              label=_label(unit))
     store.save_states(unit, states)
+    return _provenance(sampler)
+
+
+def _provenance(sampler: StateSampler) -> dict:
+    return {"platform": sampler.platform.getName(), "integrator": type(sampler.integrator).__name__}
 
 
 def _switch_batch(store: CampaignStore, unit: Unit, calc: Calculation) -> None:
@@ -244,6 +249,7 @@ def _switch_batch(store: CampaignStore, unit: Unit, calc: Calculation) -> None:
     works = run_switch_segment(sampler, INTERPOLATION_PARAMETER, switch_path(neq.switch_steps, unit.stage), starts,
                                unit_seed(calc.seed, unit.stage, unit.segment), _label(unit))
     store.save_arrays(unit, works=np.array(works, dtype=float))
+    return _provenance(sampler)
 
 
 def _works(store: CampaignStore, calc: Calculation, direction: str) -> np.ndarray:
@@ -288,6 +294,7 @@ def _window(store: CampaignStore, unit: Unit, calc: Calculation) -> None:
     if state.box is not None:
         arrays["box"] = state.box
     store.save_arrays(unit, **arrays)
+    return _provenance(sampler)
 
 
 # ---- analysis -------------------------------------------------------------------------------------
