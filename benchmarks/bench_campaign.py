@@ -31,29 +31,9 @@ import sys
 import time
 from pathlib import Path
 
+from openmm_hybrid.testing import write_series_inputs
+
 LIGANDS = (("methanol", "CO"), ("ethanol", "CCO"), ("acetone", "CC(C)=O"), ("methylamine", "CN"))
-
-
-def write_inputs(folder: Path) -> None:
-    """Alanine dipeptide (openmmtools' test file) and the four ligands 6 A above it."""
-    import openmmtools
-    from rdkit import Chem
-    from rdkit.Chem import AllChem
-    from rdkit.Geometry import Point3D
-    folder.mkdir(parents=True, exist_ok=True)
-    protein = Path(openmmtools.__file__).parent / "data" / "alanine-dipeptide-gbsa" / "alanine-dipeptide.pdb"
-    (folder / "protein.pdb").write_text(protein.read_text())
-    writer = Chem.SDWriter(str(folder / "series.sdf"))
-    for name, smiles in LIGANDS:
-        mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
-        AllChem.EmbedMolecule(mol, randomSeed=7)
-        conformer = mol.GetConformer()
-        xyz = conformer.GetPositions()
-        for i, p in enumerate(xyz - xyz.mean(0) + [4.5, 4.5, 6.0]):
-            conformer.SetAtomPosition(i, Point3D(*p))
-        mol.SetProp("_Name", name)
-        writer.write(mol)
-    writer.close()
 
 
 def warm_worker() -> int:
@@ -153,7 +133,7 @@ def main(argv=None):
     parser.add_argument("--json", type=Path, default=None, help="write the measurements here")
     args = parser.parse_args(argv)
     args.inputs = args.out / "inputs"
-    write_inputs(args.inputs)
+    write_series_inputs(args.inputs, LIGANDS)
     runs = []
     for round_index in range(args.rounds):
         for workers in (int(w) for w in args.workers.split(",")):

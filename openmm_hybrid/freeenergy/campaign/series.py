@@ -19,11 +19,11 @@ from typing import Dict, List, Optional
 
 from rdkit import Chem
 
-from ..._files import output_folder
 from ...errors import CampaignError, HybridError
 from ...mm.builder import build_system
 from ...mm.ligand import Ligand, load_ligand
 from .settings import CampaignSettings
+from .store import first_folder
 
 SDF_SUFFIXES = (".sdf", ".sd")
 SMILES_SUFFIXES = (".smi", ".smiles")
@@ -213,7 +213,7 @@ def build_ligand_phases(molblock: str, options: Dict[str, dict], folders: Dict[s
     for phase, kwargs in options.items():
         folder = Path(folders[phase])
         if not (folder / "build.json").is_file():
-            with output_folder(folder, overwrite=True, what=f"{phase} build") as work:
+            with first_folder(folder) as work:
                 build_system(ligand=ligand, **kwargs).save(work)
         info = json.loads((folder / "build.json").read_text())
         summary[phase] = {"folder": str(folder), "n_atoms": info["atom_counts"]["total"],

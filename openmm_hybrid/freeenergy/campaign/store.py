@@ -19,6 +19,7 @@ that was not) writes the same bytes twice.  Only the driver writes the JSON file
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional
@@ -30,6 +31,25 @@ from ..sampler import ChainState, load_states, save_states
 from .graph import Unit
 
 UNIT_SUFFIX = ".npz"
+
+
+@contextlib.contextmanager
+def first_folder(out) -> Iterator[Path]:
+    """A temporary sibling of ``out`` to fill; renamed to ``out`` if the block succeeds and no
+    other process put a folder there first (then this one is discarded: the same unit run twice
+    computes the same folder, and a folder that units may be reading is never swapped)."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        yield work
+        try:
+            os.rename(work, out)
+        except OSError:
+            if not out.is_dir():
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 class CampaignStore:
@@ -107,14 +127,14 @@ class CampaignStore:
 
     def remove_temporary_files(self) -> int:
         """Delete what units killed mid-write left behind; returns how many."""
-        removed = 0
-        for folder in (self.root / "ligands", self.root / "build"):
-            if folder.is_dir():
-                for path in folder.rglob(".*.tmp*"):
-                    if path.is_file():
-                        path.unlink(missing_ok=True)
-                        removed += 1
-        return removed
+        found = [path for folder in (self.root / "ligands", self.root / "build") if folder.is_dir()
+                 for path in folder.rglob(".*.tmp*")]
+        for path in sorted(found, key=lambda p: len(p.parts)):
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            elif path.exists():
+                path.unlink(missing_ok=True)
+        return len(found)
 
     # ---- driver files -------------------------------------------------------------------------
 

@@ -22,7 +22,7 @@ from typing import List, Optional, Tuple
 import numpy as np
 from distributed import get_worker
 
-from ..._files import output_folder, write_text_atomic
+from ..._files import write_text_atomic
 from ...dynamics.integrators import create_mts_langevin_integrator
 from ...embeddings.interpolation import INTERPOLATION_PARAMETER
 from ...errors import FreeEnergyError, HybridError, InsufficientOverlapError
@@ -38,7 +38,7 @@ from ..settings import NEQSettings, SimulationSettings, from_dict
 from .graph import Calculation, Unit, sample_block
 from .seeds import unit_seed
 from .series import build_ligand_phases
-from .store import CampaignStore
+from .store import CampaignStore, first_folder
 
 LIGAND_RESNAME = "LIG"
 SAMPLER_CACHE_SIZE = 4
@@ -114,7 +114,7 @@ def _embed(store: CampaignStore, unit: Unit, calc: Calculation) -> None:
     info = dict(built.info)
     info.update(hybrid.metadata())
     info["source"] = str(store.build_dir(calc.phase, calc.ligand))
-    with output_folder(store.embed_dir(calc.ligand, calc.name), overwrite=True, what="embedding") as work:
+    with first_folder(store.embed_dir(calc.ligand, calc.name)) as work:
         BuiltSystem(built.topology, hybrid.system, built.positions, info, built.state).save(work, "embed.json")
 
 
