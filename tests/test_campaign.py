@@ -25,7 +25,7 @@ import torch
 from helpers import requires_ani
 from openmm_hybrid.errors import CampaignError, FreeEnergyError
 from openmm_hybrid.freeenergy.campaign import load_campaign_settings, run_campaign, summarise
-from openmm_hybrid.freeenergy.campaign.cluster import (connect, gpu_worker_specs, jobqueue_cluster)
+from openmm_hybrid.freeenergy.campaign.cluster import check_workers_see, connect, gpu_worker_specs, jobqueue_cluster
 from openmm_hybrid.freeenergy.campaign.graph import make_graph, sample_block
 from openmm_hybrid.freeenergy.campaign.lock import FolderLock
 from openmm_hybrid.freeenergy.campaign.seeds import ligand_seed
@@ -239,12 +239,16 @@ def test_concurrent_run_refused(inputs, tmp_path):
         with pytest.raises(CampaignError, match=rf"campaign folder '{tmp_path}' is in use by another run \(process "
                                                 rf"{os.getpid()} on .*\); two runs on one folder"):
             run(inputs, tmp_path, serial=True)
-    script = (f"import sys, time; from openmm_hybrid.freeenergy.campaign.lock import FolderLock\n"
-              f"lock = FolderLock({str(tmp_path)!r}).acquire(); print('locked', flush=True); time.sleep(30)")
+    # another process holding the flock (plain fcntl, so that it starts fast), as a running campaign does
+    script = (f"import fcntl, json, os, time\n"
+              f"fd = os.open({str(tmp_path / 'campaign.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+              f"fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+              f"os.write(fd, json.dumps({{'host': 'elsewhere', 'pid': os.getpid(), 'started': 'now'}}).encode())\n"
+              f"print('locked', flush=True); time.sleep(30)")
     other = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:
         assert other.stdout.readline().strip() == "locked"
-        with pytest.raises(CampaignError, match=rf"in use by another run \(process {other.pid} on"):
+        with pytest.raises(CampaignError, match=rf"in use by another run \(process {other.pid} on elsewhere"):
             FolderLock(tmp_path).acquire()
     finally:
         other.kill()
@@ -313,6 +317,13 @@ def test_statistics_against_hand_computed_values():
     assert compare(predicted, {"z": (1.0, 0.1)}) is None
 
 
+def test_workers_must_see_the_campaign_folder(client, tmp_path):
+    check_workers_see(client, tmp_path)
+    with pytest.raises(CampaignError, match=r"Dask worker\(s\) tcp://.* cannot see the campaign folder "
+                                            r"'/nonexistent/campaign': .* a file system they share"):
+        check_workers_see(client, "/nonexistent/campaign")
+
+
 def test_cluster_configurations(tmp_path):
     pytest.importorskip("dask_jobqueue")
     specs = gpu_worker_specs(["0", "3"])
@@ -321,7 +332,7 @@ def test_cluster_configurations(tmp_path):
     assert all(spec["options"]["nthreads"] == 1 for spec in specs.values())
     config = tmp_path / "slurm.yaml"
     config.write_text("cores: 1\nmemory: 8GB\nprocesses: 1\nqueue: gpu\nwalltime: '04:00:00'\n"
-                      "job_extra_directives: ['--gres=gpu:1']\njobs: 4\n")
+                      "job_extra_directives: ['--gres=gpu:1']\njobs: 4\nscheduler_options: {dashboard_address: null}\n")
     cluster = jobqueue_cluster("slurm", config, start=False)
     try:
         script = cluster.job_script()
@@ -385,14 +396,16 @@ def test_hydration_campaign_with_ani2x_equals_run_hydration(client, tmp_path):
 
 def test_multiple_time_steps(inputs, tmp_path):
     """ml.mts_substeps: MTS-ready embedding, every sampling and switching step a BAOAB-RESPA step."""
-    summary = run_campaign(inputs / "methanol.sdf", tmp_path, protein=inputs / "protein.pdb",
-                           settings=tiny_settings(inputs, "ml.mts_substeps=2"), serial=True)
+    settings = tiny_settings(inputs, "ml.mts_substeps=2", "correction.neq.n_switches=2",
+                             "correction.neq.samples_per_segment=2", "correction.neq.equilibration_steps=20")
+    summary = run_campaign(inputs / "methanol.sdf", tmp_path, protein=inputs / "protein.pdb", settings=settings,
+                           serial=True)
     assert summary["ligands"]["methanol"]["status"] == "ok"
     embed = json.loads((tmp_path / "ligands" / "methanol" / "complex" / "embed" / "embed.json").read_text())
     assert embed["mts_ready"] and embed["force_groups"]["slow"] == 1
     records = [json.loads(line) for line in (tmp_path / "execution.jsonl").read_text().splitlines()]
     sampling = [r for r in records if "integrator" in r]
-    assert len(sampling) == 2 * (2 * 3 + 2 * 2)  # both phases: 2 x (1 + 2) equilibrium blocks, 2 x 2 batches
+    assert len(sampling) == 2 * (2 * 2 + 2 * 1)  # both phases: 2 x (1 + 1) equilibrium blocks, 2 x 1 batch
     assert {(r["integrator"], r["platform"]) for r in sampling} == {("RESPAIntegrator", "CPU")}
 
 
@@ -414,3 +427,25 @@ def test_binding_campaign_with_ani2x(inputs, client, tmp_path):
     result = run_binding_correction(folder / "complex" / "embed", folder / "solvent" / "embed", tmp_path / "single",
                                     single)
     assert result["estimate"] == ligands["chloromethane"]["correction"]
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_campaign_and_the_same_command_resumes(inputs, tmp_path):
+    """SIGTERM to ``fe campaign``: exit status 3 with how to resume; the rerun completes."""
+    import signal
+    command = [sys.executable, "-c", "import sys; from openmm_hybrid.cli import main; sys.exit(main(sys.argv[1:]))",
+               "fe", "campaign", "--protein", str(inputs / "protein.pdb"),
+               "--ligands", str(inputs / "methanol.sdf"), "--out", str(tmp_path), "--serial", "--seed", str(SEED),
+               "--model", str(inputs / "toy.pt")] + [a for item in TINY for a in ("--set", item)]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
+    log = tmp_path / "execution.jsonl"
+    deadline = time.time() + 120
+    while not (log.is_file() and len(log.read_text().splitlines()) >= 3) and time.time() < deadline:
+        time.sleep(0.1)
+    process.send_signal(signal.SIGTERM)
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 3, err[-2000:]
+    assert "campaign stopped (stopped by a signal)" in err and "run the same command again to resume" in err
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    assert json.loads((tmp_path / "campaign.json").read_text())["counts"]["ok"] == 1
