@@ -158,6 +158,24 @@ def test_serial_campaign_equals_single_binding_run(reference, inputs, tmp_path):
         assert single_works == works(out)[("methanol", phase)]
 
 
+def test_mbar_campaign_equals_single_binding_run(inputs, tmp_path):
+    """--method mbar: one unit per lambda window, the same numbers as the single-ligand workflow."""
+    from openmm_hybrid.freeenergy.binding import run_binding_correction
+    from openmm_hybrid.freeenergy.settings import EndstateSettings, from_dict, to_dict
+    settings = tiny_settings(inputs, "correction.method=mbar", "correction.mbar.lambdas=[0.0, 0.5, 1.0]",
+                             "correction.mbar.equilibration_steps=20", "correction.mbar.n_samples=6",
+                             "correction.mbar.steps_between_samples=5", "correction.mbar.samples_per_segment=4")
+    summary = run_campaign(inputs / "methanol.sdf", tmp_path / "campaign", protein=inputs / "protein.pdb",
+                           settings=settings, serial=True)
+    assert sorted(u.name for u in (tmp_path / "campaign" / "ligands" / "methanol" / "complex" / "units").iterdir()) \
+        == ["window00.0.npz", "window01.0.npz", "window02.0.npz"]
+    single = from_dict(EndstateSettings, {**to_dict(settings.correction), "seed": ligand_seed(SEED, "methanol")})
+    folder = tmp_path / "campaign" / "ligands" / "methanol"
+    result = run_binding_correction(folder / "complex" / "embed", folder / "solvent" / "embed", tmp_path / "single",
+                                    single)
+    assert json.dumps(result["estimate"]) == json.dumps(summary["ligands"]["methanol"]["correction"])
+
+
 def test_two_workers_equal_serial(reference, inputs, client, tmp_path):
     settings = tiny_settings(inputs, "report.plots=true")
     summary = run(inputs, tmp_path, client=client, settings=settings)
@@ -449,3 +467,18 @@ def test_sigterm_stops_the_campaign_and_the_same_command_resumes(inputs, tmp_pat
     finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr[-2000:]
     assert json.loads((tmp_path / "campaign.json").read_text())["counts"]["ok"] == 1
+
+
+@pytest.mark.slow
+def test_local_cluster_gives_each_gpu_worker_its_own_device():
+    """The per-GPU local cluster started for real (the device ids are only environment here)."""
+    from openmm_hybrid.freeenergy.campaign.cluster import local_cluster
+    cluster = local_cluster(dashboard=False, gpus=["0", "1"])
+    client = distributed.Client(cluster)
+    try:
+        devices = client.run(lambda: os.environ.get("CUDA_VISIBLE_DEVICES"))
+        threads = client.run(lambda dask_worker: dask_worker.state.nthreads)
+    finally:
+        client.close()
+        cluster.close()
+    assert sorted(devices.values()) == ["0", "1"] and set(threads.values()) == {1}

@@ -157,8 +157,9 @@ def run_campaign(ligands, out_dir, protein=None, settings: Optional[CampaignSett
         write_outputs(store, summary, settings.report.plots and interrupted is None,
                       settings.correction.min_overlap)
         if interrupted is not None:
-            raise RunInterrupted(f"campaign stopped ({interrupted}); {execution['units_done']}/{snapshot['units_total']} units "
-                                 f"are saved in '{out}': run the same command again to resume")
+            raise RunInterrupted(f"campaign stopped ({interrupted}); {execution['units_done']}/"
+                                 f"{snapshot['units_total']} units are saved in '{out}': run the same command "
+                                 f"again to resume")
         counts = summary["counts"]
         progress(f"campaign: {counts['ok']} of {len(entries)} ligands ok"
                  + (f", {counts['failed']} failed" if counts["failed"] else "")
@@ -181,8 +182,12 @@ def _prepare(settings, out: Path, hydration: bool, protein, mm_dg) -> CampaignSe
     settings = validate_campaign(prepare_settings(settings, out, CampaignSettings))
     if settings.ml is None and not hydration:
         raise CampaignError("setting 'ml' is null: a binding campaign computes ML/MM corrections and needs a model")
-    if settings.ml is not None and Path(settings.ml.model).is_file():
-        settings.ml.model = str(Path(settings.ml.model).resolve())  # workers may run elsewhere
+    if settings.ml is not None:  # files by absolute path: workers may run in another folder
+        if Path(settings.ml.model).is_file():
+            settings.ml.model = str(Path(settings.ml.model).resolve())
+        for key, value in (settings.ml.embedding_options or {}).items():
+            if isinstance(value, str) and Path(value).is_file():
+                settings.ml.embedding_options[key] = str(Path(value).resolve())
     if hydration and settings.simulation.temperature_K != settings.correction.simulation.temperature_K:
         raise CampaignError(f"the MM legs (simulation.temperature_K = {settings.simulation.temperature_K}) and the "
                             f"corrections (correction.simulation.temperature_K = "
@@ -207,10 +212,12 @@ def _campaign_fingerprint(settings: CampaignSettings, hydration: bool, protein) 
 
 def _ligand_fingerprint(entry: SeriesEntry) -> dict:
     positions = np.ascontiguousarray(entry.ligand.mol.GetConformer().GetPositions(), dtype=float)
-    return {"smiles": entry.ligand.canonical_smiles, "coordinates_sha256": hashlib.sha256(positions.tobytes()).hexdigest()}
+    return {"smiles": entry.ligand.canonical_smiles,
+            "coordinates_sha256": hashlib.sha256(positions.tobytes()).hexdigest()}
 
 
-def _unrunnable(entries: List[SeriesEntry], store: CampaignStore, hydration: bool, retry_failed: bool) -> Dict[str, str]:
+def _unrunnable(entries: List[SeriesEntry], store: CampaignStore, hydration: bool,
+                retry_failed: bool) -> Dict[str, str]:
     """Ligands that do not enter the graph, with the reason."""
     if retry_failed:
         store.forget_failures()
@@ -220,9 +227,9 @@ def _unrunnable(entries: List[SeriesEntry], store: CampaignStore, hydration: boo
         if not entry.usable:
             reasons[entry.name] = f"input: {entry.error}"
         elif hydration and entry.ligand.net_charge != 0:
-            reasons[entry.name] = (f"input: net charge {entry.ligand.net_charge:+d} e; absolute hydration free energies "
-                                   f"of charged molecules need a co-alchemical counter-ion or finite-size corrections, "
-                                   f"which are not implemented")
+            reasons[entry.name] = (f"input: net charge {entry.ligand.net_charge:+d} e; absolute hydration free "
+                                   f"energies of charged molecules need a co-alchemical counter-ion or finite-size "
+                                   f"corrections, which are not implemented")
         elif entry.name in earlier:
             reasons[entry.name] = (f"{earlier[entry.name]['reason']} (failed in an earlier run; --retry-failed to try "
                                    f"again)")

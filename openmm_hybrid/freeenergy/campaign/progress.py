@@ -107,7 +107,8 @@ class CampaignProgress:
         summary = ", ".join(f"{n} {state}" for state, n in sorted(states.items()))
         progress(f"campaign: {snap['units_done']}/{snap['units_total']} units "
                  f"({100 * snap['units_done'] / total:.0f}%){eta}; ligands: {summary}")
-        running = [f"{name} {e['done']}/{e['total']}" for name, e in snap["ligands"].items() if e["status"] == "running"]
+        running = [f"{name} {e['done']}/{e['total']}" for name, e in snap["ligands"].items()
+                   if e["status"] == "running"]
         if running:
             progress("  " + ", ".join(running))
         return snap

@@ -126,7 +126,8 @@ def summarise(directory, fmt: str = "text") -> str:
     for key, stats in summary.get("statistics", {}).items():
         footer.append(f"{stats['label']} vs experiment (n = {stats['n']}, {int(100 * stats['confidence'])}% "
                       f"bootstrap intervals): MAE {format_statistic(stats['mae'])} kcal/mol, RMSE "
-                      f"{format_statistic(stats['rmse'])} kcal/mol, Kendall tau {format_statistic(stats['kendall_tau'])}")
+                      f"{format_statistic(stats['rmse'])} kcal/mol, Kendall tau "
+                      f"{format_statistic(stats['kendall_tau'])}")
     for name, record in summary["ligands"].items():
         if record.get("reason"):
             footer.append(f"{name} failed: {record['reason']}")

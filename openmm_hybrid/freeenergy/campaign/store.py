@@ -73,7 +73,8 @@ class CampaignStore:
         return self.calculation_dir(ligand, calculation) / "embed"
 
     def unit_path(self, unit: Unit) -> Path:
-        return self.calculation_dir(unit.ligand, unit.calculation) / "units" / f"{unit.stage}.{unit.segment}{UNIT_SUFFIX}"
+        name = f"{unit.stage}.{unit.segment}{UNIT_SUFFIX}"
+        return self.calculation_dir(unit.ligand, unit.calculation) / "units" / name
 
     def results_path(self, ligand: str, calculation: str) -> Path:
         return self.calculation_dir(ligand, calculation) / "results.json"

@@ -62,8 +62,8 @@ def run_unit(root: str, unit: Unit, calculation: Optional[Calculation] = None, b
     -------
     dict
         What ran where: ``unit``, ``seconds``, ``steps``, ``host``, ``pid``, ``worker``, for sampling
-        units ``platform`` and ``integrator``, and ``failed`` (the reason) when the unit raised: an error in what it computes is a result
-        (its ligand fails), not a crash of the worker.
+        units ``platform`` and ``integrator``, and ``failed`` (the reason) when the unit raised: an
+        error in what it computes is a result (its ligand fails), not a crash of the worker.
     """
     store = CampaignStore(root)
     t0 = time.perf_counter()
