@@ -159,21 +159,30 @@ def test_serial_campaign_equals_single_binding_run(reference, inputs, tmp_path):
 
 
 def test_mbar_campaign_equals_single_binding_run(inputs, tmp_path):
-    """--method mbar: one unit per lambda window, the same numbers as the single-ligand workflow."""
+    """--method mbar: one unit per lambda window, the same numbers as the single-ligand workflow.
+
+    The toy model's windows do not overlap: both report it (the ligand's status says so) and
+    give the same estimate anyway."""
+    from openmm_hybrid.errors import InsufficientOverlapError
     from openmm_hybrid.freeenergy.binding import run_binding_correction
     from openmm_hybrid.freeenergy.settings import EndstateSettings, from_dict, to_dict
     settings = tiny_settings(inputs, "correction.method=mbar", "correction.mbar.lambdas=[0.0, 0.5, 1.0]",
                              "correction.mbar.equilibration_steps=20", "correction.mbar.n_samples=6",
-                             "correction.mbar.steps_between_samples=5", "correction.mbar.samples_per_segment=4")
+                             "correction.mbar.steps_between_samples=5", "correction.mbar.samples_per_segment=4",
+                             "correction.min_overlap=0.1")
     summary = run_campaign(inputs / "methanol.sdf", tmp_path / "campaign", protein=inputs / "protein.pdb",
                            settings=settings, serial=True)
-    assert sorted(u.name for u in (tmp_path / "campaign" / "ligands" / "methanol" / "complex" / "units").iterdir()) \
-        == ["window00.0.npz", "window01.0.npz", "window02.0.npz"]
-    single = from_dict(EndstateSettings, {**to_dict(settings.correction), "seed": ligand_seed(SEED, "methanol")})
     folder = tmp_path / "campaign" / "ligands" / "methanol"
-    result = run_binding_correction(folder / "complex" / "embed", folder / "solvent" / "embed", tmp_path / "single",
-                                    single)
-    assert json.dumps(result["estimate"]) == json.dumps(summary["ligands"]["methanol"]["correction"])
+    assert sorted(u.name for u in (folder / "complex" / "units").iterdir()) == \
+        ["window00.0.npz", "window01.0.npz", "window02.0.npz"]
+    record = summary["ligands"]["methanol"]
+    assert record["status"] == "insufficient_overlap" and summary["counts"]["other"] == 1
+    single = from_dict(EndstateSettings, {**to_dict(settings.correction), "seed": ligand_seed(SEED, "methanol")})
+    with pytest.raises(InsufficientOverlapError):
+        run_binding_correction(folder / "complex" / "embed", folder / "solvent" / "embed", tmp_path / "single",
+                               single)
+    complex_single = json.loads((tmp_path / "single" / "complex" / "results.json").read_text())
+    assert json.dumps(complex_single["estimate"]) == json.dumps(record["calculations"]["complex"]["estimate"])
 
 
 def test_two_workers_equal_serial(reference, inputs, client, tmp_path):
