@@ -56,7 +56,7 @@ def execute(graph: CampaignGraph, store: CampaignStore, executor, arguments: Cal
     def submit(unit: Unit) -> None:
         attempts[unit.id] = attempts.get(unit.id, 0) + 1
         future = executor.submit(run_unit, str(store.root), unit, *arguments(unit),
-                                 key=f"{unit.id}#{attempts[unit.id]}", priority=unit.priority)
+                                 key=f"{unit.id}#{attempts[unit.id]}", priority=graph.priority(unit))
         running[future] = unit
 
     try:

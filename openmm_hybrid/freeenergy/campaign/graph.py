@@ -81,10 +81,6 @@ class Unit:
             return f"{self.ligand}/{self.calculation}/{self.stage}.{self.segment}"
         return "/".join(p for p in (self.ligand, self.calculation, self.kind) if p)
 
-    @property
-    def priority(self) -> int:
-        return PRIORITY[self.kind]
-
 
 class CampaignGraph:
     """Units of every ligand in submission order, and the calculations they belong to."""
@@ -92,6 +88,7 @@ class CampaignGraph:
     def __init__(self):
         self.units: Dict[str, Unit] = {}
         self.calculations: Dict[Tuple[str, str], Calculation] = {}
+        self._ranks: Optional[Dict[Tuple[str, str], int]] = None
 
     def add(self, unit: Unit) -> Unit:
         self.units[unit.id] = unit
@@ -112,11 +109,23 @@ class CampaignGraph:
     def calculation_of(self, unit: Unit) -> Optional[Calculation]:
         return self.calculations.get((unit.ligand, unit.calculation))
 
+    def priority(self, unit: Unit) -> int:
+        """Scheduling priority (higher first): by kind (:data:`PRIORITY`), then earlier ligands and
+        calculations first, so that a worker tends to run one calculation's units back to back
+        and finds its System and Context still loaded (:mod:`.units` keeps the last few).
+        Call it once the graph is complete."""
+        if self._ranks is None:
+            self._ranks = {}
+            for ligand, calc in self.calculations:
+                self._ranks.setdefault((ligand, ""), len(self._ranks))
+                self._ranks[(ligand, calc)] = len(self._ranks)
+        return PRIORITY[unit.kind] * 1_000_000 - self._ranks.get((unit.ligand, unit.calculation), 0)
+
     def ready(self, done: Iterable[str], excluded: Iterable[str]) -> List[Unit]:
         """Units not done and not excluded whose dependencies are all done, highest priority first."""
         done, excluded = set(done), set(excluded)
         ready = [u for u in self if u.id not in done and u.id not in excluded and all(d in done for d in u.deps)]
-        return sorted(ready, key=lambda u: -u.priority)
+        return sorted(ready, key=lambda u: -self.priority(u))
 
 
 def add_endstate_units(graph: CampaignGraph, calc: Calculation, after: Sequence[str]) -> None:

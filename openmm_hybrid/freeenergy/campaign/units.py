@@ -8,7 +8,7 @@ protocols in :mod:`openmm_hybrid.freeenergy.protocols` (:func:`run_segment`,
 seed of its identity, so where and when it runs does not change its result (bit for bit on a
 deterministic platform: Reference, or CPU with one thread, ``simulation.deterministic``).
 
-A process keeps the samplers (System, Context, ML model) of its last four calculations, so the
+A process keeps the samplers (System, Context, ML model) of its last eight calculations, so the
 next unit of the same calculation does not load them again; every unit resets the Context, so
 this does not change results.
 """
@@ -41,7 +41,7 @@ from .series import build_ligand_phases
 from .store import CampaignStore, first_folder
 
 LIGAND_RESNAME = "LIG"
-SAMPLER_CACHE_SIZE = 4
+SAMPLER_CACHE_SIZE = 8
 _SAMPLERS: "OrderedDict[tuple, Tuple[StateSampler, ChainState]]" = OrderedDict()
 
 
