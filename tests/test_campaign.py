@@ -23,7 +23,7 @@ import pytest
 import torch
 
 from helpers import requires_ani
-from openmm_hybrid.errors import CampaignError, FreeEnergyError
+from openmm_hybrid.errors import CampaignError, FreeEnergyError, HybridError
 from openmm_hybrid.freeenergy.campaign import load_campaign_settings, run_campaign, summarise
 from openmm_hybrid.freeenergy.campaign.cluster import check_workers_see, connect, gpu_worker_specs, jobqueue_cluster
 from openmm_hybrid.freeenergy.campaign.graph import make_graph, sample_block
@@ -285,8 +285,9 @@ def test_concurrent_run_refused(inputs, tmp_path):
 
 def test_refusals(reference, inputs, tmp_path):
     out, _ = reference
-    with pytest.raises(FreeEnergyError, match=r"holds a checkpoint of a different run \(differs in: "
-                                              r"settings.correction.neq.n_switches\)"):
+    # (the fingerprint check is freeenergy.checkpoint.Checkpoint's: HybridError, whichever subclass)
+    with pytest.raises(HybridError, match=r"holds a checkpoint of a different run \(differs in: "
+                                          r"settings.correction.neq.n_switches\)"):
         run(inputs, out, serial=True, settings=tiny_settings(inputs, "correction.neq.n_switches=6"))
     with pytest.raises(CampaignError, match="a binding campaign needs the protein"):
         run_campaign(inputs / "series.sdf", tmp_path / "a", settings=tiny_settings(inputs), serial=True)
