@@ -25,6 +25,9 @@ INSTALL_REQUIRES = [
     "openmmtools==0.27.0",
     "matplotlib",
     "pyyaml",
+    # free-energy campaigns (openmm_hybrid.freeenergy.campaign): units of work on Dask
+    "dask>=2024.1",
+    "distributed>=2024.1",
 ]
 
 
@@ -100,8 +103,10 @@ setup(
     python_requires=">=3.10",
     install_requires=INSTALL_REQUIRES,
     extras_require={
-        # the test extra installs every model family so that their tests run
-        "test": ["pytest"] + [req for reqs in MODEL_FAMILY_EXTRAS.values() for req in reqs],
+        # the test extra installs every model family so that their tests run, and dask-jobqueue
+        "test": ["pytest", "dask-jobqueue>=0.8"] + [req for reqs in MODEL_FAMILY_EXTRAS.values() for req in reqs],
+        # campaigns on batch systems: fe campaign --cluster slurm|pbs
+        "cluster": ["dask-jobqueue>=0.8"],
         "cuda12": ["openmm-cuda-12==8.6.1", "openmm-torch-cuda-12==1.5"],
         **MODEL_FAMILY_EXTRAS,
     },

@@ -60,6 +60,11 @@ class FreeEnergyError(HybridError):
     """A free-energy workflow cannot run as asked (no lambda_interpolate, charged ligand, bad settings)."""
 
 
+class CampaignError(FreeEnergyError):
+    """A free-energy campaign cannot run as asked (folder in use, series or value table unreadable,
+    Dask cluster unreachable or misconfigured)."""
+
+
 class InsufficientOverlapError(FreeEnergyError):
     """Neighbouring thermodynamic states (or forward/reverse work distributions) barely overlap."""
 

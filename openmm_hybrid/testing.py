@@ -6,6 +6,8 @@
 - :class:`EvaluationCounter`: a TorchScript energy term that counts its own evaluations;
 - small random models of the published families in their users' formats (``write_random_*``,
   :func:`write_compiled_nequip`).
+- :func:`write_series_inputs`: a tiny protein (alanine dipeptide) and a ligand series SDF for
+  free-energy campaigns.
 
 Model files are never part of the project: ANI-2x weights are found through ``TORCHANI_DATA_DIR``
 and the EMLE parameter file (GPL) through ``OPENMM_HYBRID_EMLE_MODEL``; when those are unset, a
@@ -346,3 +348,34 @@ def _quiet():
     import contextlib
     import io
     return contextlib.redirect_stdout(io.StringIO())
+
+
+def write_series_inputs(folder, ligands, series_name: str = "series.sdf") -> Path:
+    """Alanine dipeptide as ``protein.pdb`` (openmmtools' test file) and ``ligands`` (pairs of
+    name and SMILES) as a multi-molecule SDF, each conformer centred 6 A above the dipeptide.
+
+    Returns
+    -------
+    Path
+        The SDF file.
+    """
+    import openmmtools
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+    from rdkit.Geometry import Point3D
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    protein = Path(openmmtools.__file__).parent / "data" / "alanine-dipeptide-gbsa" / "alanine-dipeptide.pdb"
+    (folder / "protein.pdb").write_text(protein.read_text())
+    writer = Chem.SDWriter(str(folder / series_name))
+    for name, smiles in ligands:
+        mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+        AllChem.EmbedMolecule(mol, randomSeed=7)
+        conformer = mol.GetConformer()
+        xyz = conformer.GetPositions()
+        for i, point in enumerate(xyz - xyz.mean(0) + [4.5, 4.5, 6.0]):
+            conformer.SetAtomPosition(i, Point3D(*point))
+        mol.SetProp("_Name", name)
+        writer.write(mol)
+    writer.close()
+    return folder / series_name

@@ -1,17 +1,30 @@
-"""``openmm-hybrid fe endstate | hydration | binding-correction | report``.
+"""``openmm-hybrid fe endstate | hydration | binding-correction | campaign | report``.
 
 Settings come from ``--settings FILE`` (YAML or JSON, any subset of the keys), then
 ``--set KEY=VALUE`` overrides, then the explicit options below.  Rerunning a command with
 the same ``--out`` resumes an interrupted run (one of other settings or input is refused;
 ``--overwrite`` starts afresh).
+
+Exit status: 0 done; 2 refused (the message says why); 3 stopped on request (rerun to resume);
+4 (``campaign``) finished, but some ligands failed or were flagged (see ``fe report OUT``).
 """
+import signal
+import threading
+from pathlib import Path
+
+from ..errors import CampaignError
 from ..freeenergy.binding import run_binding_correction
+from ..freeenergy.campaign import load_campaign_settings, run_campaign, summarise
+from ..freeenergy.campaign.cluster import JOBQUEUE_KINDS
+from ..freeenergy.campaign.report import is_campaign
 from ..freeenergy.checkpoint import SegmentBudget
 from ..freeenergy.endstate import run_endstate_directory
 from ..freeenergy.hydration import run_hydration
 from ..freeenergy.report import report
 from ..freeenergy.settings import BindingSettings, EndstateSettings, HydrationSettings, load_settings
 from .options import add_output_arguments, add_platform_argument, interruptible
+
+EXIT_LIGANDS_FAILED = 4
 
 
 def _settings(cls, args, explicit: dict):
@@ -61,8 +74,45 @@ def cmd_binding(args):
     return result
 
 
+@interruptible
+def cmd_campaign(args):
+    if (args.hydration is None) == (args.ligands is None):
+        raise CampaignError("give the series with --ligands FILE (binding corrections, with --protein) or "
+                            "--hydration FILE (hydration free energies), not both")
+    explicit = {"correction.method": args.method, "seed": args.seed, "correction.simulation.platform": args.platform,
+                "simulation.platform": args.platform, "ml.model": args.model, "ml.embedding": args.embedding,
+                "ml.mts_substeps": args.mts}
+    settings = load_campaign_settings(args.settings, list(args.set or []) +
+                                      [f"{k}={v}" for k, v in explicit.items() if v is not None])
+    stop_on_sigterm = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if stop_on_sigterm else None
+    try:
+        summary = run_campaign(args.hydration or args.ligands, args.out, protein=args.protein, settings=settings,
+                               mm_dg=args.mm_dg, experimental=args.experimental, hydration=args.hydration is not None,
+                               scheduler=args.scheduler, cluster=args.cluster, cluster_config=args.cluster_config,
+                               workers=args.workers, serial=args.serial, dashboard=not args.no_dashboard,
+                               stop_after_units=args.stop_after_units, retry_failed=args.retry_failed)
+    finally:
+        if stop_on_sigterm:
+            signal.signal(signal.SIGTERM, previous)
+    print(summarise(args.out))
+    counts = summary["counts"]
+    if counts["failed"] or counts["other"]:
+        raise SystemExit(EXIT_LIGANDS_FAILED)
+    return summary
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt  # the campaign driver stops, saves what is done and says how to resume
+
+
 def cmd_report(args):
-    text = report(args.dirs, args.format)
+    campaigns = [d for d in args.dirs if Path(d).is_dir() and is_campaign(d)]
+    others = [d for d in args.dirs if d not in campaigns]
+    texts = [summarise(d, args.format) for d in campaigns]
+    if others:
+        texts.append(report(others, args.format))
+    text = "\n\n".join(texts)
     print(text)
     return text
 
@@ -114,7 +164,43 @@ def add_parser(subparsers) -> None:
     _common(p)
     p.set_defaults(func=cmd_binding)
 
-    p = sub.add_parser("report", help="table of one or many result folders")
-    p.add_argument("dirs", nargs="+", help="result folders (or results.json files, or folders of result folders)")
+    p = sub.add_parser("campaign", help="ML/MM binding corrections (or hydration free energies) of a ligand series, "
+                                        "run on Dask")
+    p.add_argument("--protein", help="prepared protein (PDB/mmCIF) of a binding campaign")
+    p.add_argument("--ligands", help="the series: multi-molecule SDF (names from the titles) or SMILES file "
+                                     "('SMILES name' per line)")
+    p.add_argument("--hydration", metavar="MOLECULES",
+                   help="hydration free energies of the molecules in this SDF/SMILES file (instead of --ligands)")
+    p.add_argument("--mm-dg", metavar="CSV", help="MM binding free energies from any MM tool: name,dG,dG_err "
+                                                  "(kcal/mol); the corrected dG is reported for them")
+    p.add_argument("--experimental", metavar="CSV", help="experimental values name,dG,dG_err (kcal/mol): errors, "
+                                                         "MAE, RMSE, Kendall tau")
+    p.add_argument("--model", default=None, help="ML model (default ani2x; any registered name or a TorchScript file)")
+    p.add_argument("--embedding", default=None, help="embedding (default mechanical)")
+    p.add_argument("--mts", type=int, default=None, metavar="N",
+                   help="multiple time steps: N inner MM steps per (outer) time step")
+    p.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="use a running Dask scheduler")
+    p.add_argument("--cluster", choices=JOBQUEUE_KINDS, help="start Dask workers as batch jobs (dask-jobqueue)")
+    p.add_argument("--cluster-config", metavar="FILE", help="YAML of dask-jobqueue arguments plus 'jobs: N' or "
+                                                            "'adapt: {maximum_jobs: N}'")
+    p.add_argument("--workers", type=int, default=None,
+                   help="workers of the local cluster (default: one per GPU, else one per CPU core)")
+    p.add_argument("--serial", action="store_true", help="run every unit in this process, without Dask")
+    p.add_argument("--no-dashboard", action="store_true", help="no Dask dashboard for the local cluster")
+    p.add_argument("--stop-after-units", type=int, default=None, metavar="N",
+                   help="stop after N units of work (exit status 3); the same command resumes")
+    p.add_argument("--retry-failed", action="store_true", help="try again the ligands that failed in earlier runs")
+    p.add_argument("--settings", help="campaign settings file (YAML or JSON); the resolved settings go to OUT")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override one setting, e.g. --set correction.neq.n_switches=50 (repeatable)")
+    p.add_argument("--method", choices=["neq", "mbar"], default=None, help="end-state method of the corrections")
+    p.add_argument("--seed", type=int, default=None, help="campaign seed (default: drawn and recorded)")
+    p.add_argument("--platform", default=None, help="OpenMM platform (default: the fastest on each worker)")
+    p.add_argument("--out", required=True, help="campaign folder (an unfinished campaign there resumes)")
+    p.set_defaults(func=cmd_campaign)
+
+    p = sub.add_parser("report", help="table of one or many result folders, or the summary of a campaign folder")
+    p.add_argument("dirs", nargs="+", help="result folders (or results.json files, or folders of result folders), "
+                                           "or campaign folders")
     p.add_argument("--format", choices=["text", "markdown", "json"], default="text")
     p.set_defaults(func=cmd_report)

@@ -12,7 +12,8 @@ import numpy as np
 from .sampler import KJ_PER_KCAL, thermal_energy
 
 
-def _pyplot():
+def pyplot():
+    """``matplotlib.pyplot`` on the Agg backend (files only, no display needed)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -26,7 +27,7 @@ def plot_work_distributions(w_forward, w_reverse, estimate_kT: float, path, titl
     Works are shifted by the estimate so that large constant offsets (an ML potential's
     atomic reference energies) do not hide the shapes; the shift is given on the axis.
     """
-    plt = _pyplot()
+    plt = pyplot()
     w_f = np.asarray(w_forward, dtype=float) - estimate_kT
     w_r = -np.asarray(w_reverse, dtype=float) - estimate_kT
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -47,7 +48,7 @@ def plot_work_distributions(w_forward, w_reverse, estimate_kT: float, path, titl
 
 def plot_overlap_matrix(matrix, path, labels: Optional[Sequence[str]] = None, title: str = "") -> Path:
     """The MBAR overlap matrix with its values written in the cells."""
-    plt = _pyplot()
+    plt = pyplot()
     matrix = np.asarray(matrix, dtype=float)
     K = len(matrix)
     fig, ax = plt.subplots(figsize=(max(4, 0.45 * K + 1.5), max(3.5, 0.45 * K + 1)))
@@ -74,7 +75,7 @@ def plot_overlap_matrix(matrix, path, labels: Optional[Sequence[str]] = None, ti
 
 def plot_convergence(convergence: dict, path, title: str = "") -> Path:
     """Estimate (kcal/mol) from the first and from the last fraction of the data."""
-    plt = _pyplot()
+    plt = pyplot()
     scale = thermal_energy(convergence["temperature_K"]) / KJ_PER_KCAL
     fraction = np.asarray(convergence["fraction"], dtype=float)
     fig, ax = plt.subplots(figsize=(6, 4))

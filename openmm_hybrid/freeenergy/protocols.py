@@ -39,10 +39,74 @@ class ProgressMeter:
         progress(f"{self.label}: {done}/{self.total} ({100 * done / max(self.total, 1):.0f}%){eta}")
 
 
-def _segments(n_samples: int, per_segment: int) -> List[int]:
-    """Sample counts of the sampling segments (the last one may be shorter)."""
-    full, rest = divmod(n_samples, per_segment)
+def segment_sizes(n_items: int, per_segment: int) -> List[int]:
+    """Items (samples, switches) per segment: full segments, the last one possibly shorter."""
+    full, rest = divmod(n_items, per_segment)
     return [per_segment] * full + ([rest] if rest else [])
+
+
+def switch_path(switch_steps: int, direction: str) -> np.ndarray:
+    """Parameter values of one switch: 0 -> 1 in ``switch_steps`` equal increments
+    (``direction="forward"``), or 1 -> 0 (``"reverse"``)."""
+    lambdas = np.linspace(0.0, 1.0, switch_steps + 1)
+    return lambdas if direction == "forward" else lambdas[::-1]
+
+
+def run_segment(sampler: StateSampler, start: ChainState, seed: int, values: Dict[str, float],
+                equilibration_steps: int = 0, n_samples: int = 0, steps_between_samples: int = 0,
+                take_sample=None, minimize_iterations: Optional[int] = None, label: str = "") -> list:
+    """One segment of an equilibrium chain at the state ``values``.
+
+    The Context is reset to ``start`` with the integrator seed ``seed``, minimised first when
+    ``minimize_iterations`` is not None, run for ``equilibration_steps``, then
+    ``take_sample()`` is called after each of ``n_samples`` blocks of ``steps_between_samples``
+    steps.  A segment depends only on its arguments, so it gives the same result in any
+    process (on a deterministic platform).
+
+    Returns
+    -------
+    list
+        What ``take_sample()`` returned, in order; the chain continues from
+        ``sampler.chain_state()``.
+    """
+    sampler.start_segment(start, seed, values)
+    if minimize_iterations is not None:
+        sampler.minimize(minimize_iterations)
+    sampler.step(equilibration_steps, f"{label} equilibration")
+    taken = []
+    for _ in range(n_samples):
+        sampler.step(steps_between_samples, label)
+        taken.append(take_sample())
+    return taken
+
+
+def run_switch_segment(sampler: StateSampler, parameter: str, path: Sequence[float], starts: Sequence[ChainState],
+                       seed: int, label: str = "switch") -> List[float]:
+    """Nonequilibrium switches of ``parameter`` along ``path``, one from each of ``starts``.
+
+    The Context is reset and seeded with ``seed`` once, for the first switch; the others follow
+    on in the same Context.  Each switch changes the parameter from ``path[j - 1]`` to
+    ``path[j]`` at fixed configuration (the work increment) with one integrator step between
+    consecutive changes.
+
+    Returns
+    -------
+    list of float
+        The reduced work (kT) of each switch.
+    """
+    works = []
+    for n, state in enumerate(starts):
+        if n == 0:  # Context reset and seed once per segment; the switches in it follow on
+            sampler.start_segment(state, seed, {parameter: path[0]})
+        else:
+            sampler.load_state(state, {parameter: path[0]})
+        work = 0.0
+        for j in range(1, len(path)):
+            work += sampler.work_increment(parameter, path[j - 1], path[j])
+            if j < len(path) - 1:
+                sampler.step(1, f"{label} {n}")
+        works.append(work)
+    return works
 
 
 def _run_stage(sampler: StateSampler, checkpoint: Checkpoint, stage: str, seed: int, values: Dict[str, float],
@@ -59,17 +123,13 @@ def _run_stage(sampler: StateSampler, checkpoint: Checkpoint, stage: str, seed: 
     for segment in range(checkpoint.segments_done(stage), 1 + len(counts)):
         segment_seed_value = segment_seed(seed, stage, segment)
         if segment == 0:
-            sampler.start_segment(initial(), segment_seed_value, values)
-            if minimize_iterations is not None:
-                sampler.minimize(minimize_iterations)
-            sampler.step(equilibration_steps, f"{label} equilibration")
+            run_segment(sampler, initial(), segment_seed_value, values, equilibration_steps=equilibration_steps,
+                        minimize_iterations=minimize_iterations, label=label)
             checkpoint.save_segment(stage, (), sampler.chain_state())
         else:
-            sampler.start_segment(checkpoint.chain_state(stage), segment_seed_value, values)
-            taken = []
-            for _ in range(counts[segment - 1]):
-                sampler.step(steps_between_samples, label)
-                taken.append(take_sample())
+            taken = run_segment(sampler, checkpoint.chain_state(stage), segment_seed_value, values,
+                                n_samples=counts[segment - 1], steps_between_samples=steps_between_samples,
+                                take_sample=take_sample, label=label)
             complete = segment == len(counts)
             if keep_samples:
                 checkpoint.save_segment(stage, (), taken[-1], samples=taken, complete=complete)
@@ -94,7 +154,7 @@ def run_windows(sampler: StateSampler, states: Sequence[Dict[str, float]], sampl
     """
     K = len(states)
     names = list(names) if names is not None else [str(k) for k in range(K)]
-    counts = _segments(sampling.n_samples, sampling.samples_per_segment)
+    counts = segment_sizes(sampling.n_samples, sampling.samples_per_segment)
     windows = []
     total = K * (1 + len(counts))
     meter = ProgressMeter(label, total, sum(checkpoint.segments_done(f"window{k:02d}") for k in range(K)))
@@ -128,7 +188,7 @@ def run_switching(sampler: StateSampler, parameter: str, neq: NEQSettings, check
     (ndarray, ndarray)
         Forward and reverse works in kT (the reverse ones for 1 -> 0).
     """
-    counts = _segments(neq.n_switches, neq.samples_per_segment)
+    counts = segment_sizes(neq.n_switches, neq.samples_per_segment)
     for end, value in ((0, 0.0), (1, 1.0)):
         stage = f"equilibrium_{end}"
         meter = ProgressMeter(f"{label}: equilibrium samples at {parameter} = {end}", len(counts) + 1,
@@ -141,26 +201,17 @@ def run_switching(sampler: StateSampler, parameter: str, neq: NEQSettings, check
                    label=f"{label} at {parameter} = {end}",
                    on_segment=lambda stage=stage, meter=meter: meter.update(checkpoint.segments_done(stage)))
 
-    lambdas = np.linspace(0.0, 1.0, neq.switch_steps + 1)
-    groups = _segments(neq.n_switches, neq.switches_per_segment)
+    groups = segment_sizes(neq.n_switches, neq.switches_per_segment)
     works = []
-    for direction, source, path in (("forward", "equilibrium_0", lambdas), ("reverse", "equilibrium_1", lambdas[::-1])):
+    for direction, source in (("forward", "equilibrium_0"), ("reverse", "equilibrium_1")):
+        path = switch_path(neq.switch_steps, direction)
         samples = checkpoint.samples(source)
         meter = ProgressMeter(f"{label}: {direction} switches", neq.n_switches, len(checkpoint.records(direction)))
         for segment in range(checkpoint.segments_done(direction), len(groups)):
             first = sum(groups[:segment])
-            records = []
-            for i in range(first, first + groups[segment]):
-                if i == first:  # Context reset and seed once per segment; the switches in it follow on
-                    sampler.start_segment(samples[i], segment_seed(seed, direction, segment), {parameter: path[0]})
-                else:
-                    sampler.load_state(samples[i], {parameter: path[0]})
-                work = 0.0
-                for j in range(1, len(path)):
-                    work += sampler.work_increment(parameter, path[j - 1], path[j])
-                    if j < len(path) - 1:
-                        sampler.step(1, f"{label} {direction} switch {i}")
-                records.append(work)
+            records = run_switch_segment(sampler, parameter, path, samples[first:first + groups[segment]],
+                                         segment_seed(seed, direction, segment),
+                                         f"{label} {direction} switches from {first}:")
             checkpoint.save_segment(direction, records, complete=segment == len(groups) - 1)
             meter.update(first + groups[segment])
         works.append(np.array(checkpoint.records(direction), dtype=float))

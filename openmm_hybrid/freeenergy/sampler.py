@@ -24,7 +24,7 @@ import copy
 import math
 import sys
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import openmm
@@ -210,11 +210,15 @@ class StateSampler:
     parameters : sequence of str
         The global parameters that define the states.
     simulation : SimulationSettings
-    box_vectors : array (3, 3), optional
-        Box vectors in nm of the starting configuration (periodic Systems).
+    integrator_factory : callable, optional
+        ``integrator_factory(system, groups) -> openmm.Integrator`` instead of the
+        ``LangevinMiddleIntegrator`` of ``simulation``: called with the private copy of the System
+        and the force groups of the parameter-dependent forces (e.g. a RESPA integrator whose slow
+        group they are); one step of it is one sampling or switching step.
     """
 
-    def __init__(self, system: openmm.System, parameters: Sequence[str], simulation: SimulationSettings):
+    def __init__(self, system: openmm.System, parameters: Sequence[str], simulation: SimulationSettings,
+                 integrator_factory: Optional[Callable[[openmm.System, set], openmm.Integrator]] = None):
         missing = set(parameters) - system_global_parameters(system)
         if missing:
             raise FreeEnergyError(f"the System has no global parameter {', '.join(sorted(missing))}")
@@ -234,9 +238,12 @@ class StateSampler:
                                                  simulation.barostat_interval)
             self.system.addForce(barostat)
             self.barostats = [barostat]
-        self.integrator = openmm.LangevinMiddleIntegrator(simulation.temperature_K * unit.kelvin,
-                                                          simulation.friction_per_ps / unit.picosecond,
-                                                          simulation.timestep_fs * unit.femtosecond)
+        if integrator_factory is not None:
+            self.integrator = integrator_factory(self.system, set(self.groups))
+        else:
+            self.integrator = openmm.LangevinMiddleIntegrator(simulation.temperature_K * unit.kelvin,
+                                                              simulation.friction_per_ps / unit.picosecond,
+                                                              simulation.timestep_fs * unit.femtosecond)
         self.platform, self.properties = select_platform(simulation.platform, simulation.deterministic)
         # GPU platforms run TorchModuleForces as openmm-torch TorchForces (same module, groups,
         # parameters); the Context keeps reading this System (reinitialize), so it is kept
