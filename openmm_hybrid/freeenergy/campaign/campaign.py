@@ -24,6 +24,7 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from ..._files import FolderLock
 from ..._util import progress
 from ...errors import CampaignError, RunInterrupted
 from ..checkpoint import Checkpoint
@@ -33,7 +34,6 @@ from ..settings import to_dict, write_settings
 from .cluster import open_executor
 from .driver import execute
 from .graph import Unit, make_graph
-from .lock import FolderLock
 from .progress import CampaignProgress
 from .report import write_outputs
 from .results import calculations_of, ligand_record, series_statistics
@@ -105,7 +105,7 @@ def run_campaign(ligands, out_dir, protein=None, settings: Optional[CampaignSett
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    with FolderLock(out):
+    with FolderLock(out, what="the campaign folder"):
         settings = _prepare(settings, out, hydration, protein, mm_dg)
         entries = read_series(ligands)
         mm = read_value_table(mm_dg, "MM binding free energies") if mm_dg is not None else {}

@@ -226,6 +226,7 @@ def make_graph(ligands: Sequence[str], seeds: Dict[str, int], settings: Campaign
                 calc = Calculation(ligand, leg, "alchemical", "mbar", phase, calculation_seed(seed, leg),
                                    {"simulation": data["simulation"], "alchemical": data["alchemical"],
                                     "sampling": sampling, "min_overlap": data["correction"]["min_overlap"],
+                                    "min_effective_samples": data["correction"]["min_effective_samples"],
                                     "plots": settings.report.plots})
                 add_alchemical_units(graph, calc, n_alchemical_states, [build.id])
             names = HYDRATION_CORRECTIONS if settings.ml is not None else ()

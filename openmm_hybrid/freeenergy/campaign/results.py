@@ -11,13 +11,15 @@ Hydration::
     dG_hyd(ML/MM) = dG_hyd(MM) + dF_corr(solvent) - dF_corr(vacuum)
 
 A ligand's status: ``ok``; ``failed`` (with the reason); ``pending`` (not finished: the campaign
-was stopped); or the first non-``ok`` status of its calculations (``insufficient_overlap``, ...),
-whose numbers are reported but not counted in the statistics.
+was stopped); or the worst status of its calculations (``insufficient_overlap``,
+``insufficient_sampling``; as the single-run workflows), whose numbers are reported but not
+counted in the statistics.
 """
 import json
 from typing import Dict, List, Optional
 
 from ..estimators import FreeEnergy
+from ..outcome import combined_status
 from .graph import BINDING_CALCULATIONS, HYDRATION_CORRECTIONS, HYDRATION_LEGS
 from .statistics import compare
 from .store import CampaignStore
@@ -76,8 +78,7 @@ def ligand_record(store: CampaignStore, name: str, calculations: List[str], hydr
             found[calc] = FreeEnergy.from_dict(results["estimate"])
     if failure or len(found) < len(calculations):
         return record
-    statuses = [c["status"] for c in record["calculations"].values() if c["status"] != "ok"]
-    record["status"] = statuses[0] if statuses else "ok"
+    record["status"] = combined_status(c["status"] for c in record["calculations"].values())
     if hydration:
         mm_value = found["mm-vacuum"] - found["mm-solvent"]
         record["mm"] = mm_value.to_dict()

@@ -30,8 +30,9 @@ from ...hybrid import create_hybrid_system
 from ...mm.system_files import BuiltSystem, load_build
 from .. import plots
 from ..endstate import box_nm, positions_nm
-from ..estimators import jsonable, mbar_analysis, neq_analysis
+from ..estimators import jsonable, mbar_analysis, neq_analysis, sampling_problems
 from ..hydration import alchemical_states, create_alchemical_system, state_label
+from ..outcome import STATUS_INSUFFICIENT_OVERLAP, STATUS_INSUFFICIENT_SAMPLING, STATUS_OK
 from ..protocols import run_segment, run_switch_segment, segment_sizes, switch_path
 from ..sampler import ChainState, StateSampler
 from ..settings import NEQSettings, SimulationSettings, from_dict
@@ -305,10 +306,10 @@ def _analysis(store: CampaignStore, unit: Unit, calc: Calculation) -> None:
     if calc.kind == "endstate":
         correction = calc.settings["correction"]
         temperature = correction["simulation"]["temperature_K"]
-        min_overlap = correction["min_overlap"]
+        min_overlap, min_effective = correction["min_overlap"], correction["min_effective_samples"]
     else:
         temperature = calc.settings["simulation"]["temperature_K"]
-        min_overlap = calc.settings["min_overlap"]
+        min_overlap, min_effective = calc.settings["min_overlap"], calc.settings["min_effective_samples"]
     title = f"{calc.ligand} {calc.name}"
     draw = calc.settings.get("plots", True)
     results = {"workflow": "campaign calculation", "ligand": calc.ligand, "calculation": calc.name,
@@ -341,7 +342,11 @@ def _analysis(store: CampaignStore, unit: Unit, calc: Calculation) -> None:
     details = jsonable(analysis)
     results["estimate"] = details.pop("estimate")
     results["details"] = details
-    results["status"] = "insufficient_overlap" if error else details.get("status", "ok")
+    # the same statuses as the single-run workflows (freeenergy.outcome)
+    problems = sampling_problems(analysis, min_effective)
+    results["sampling_problems"] = problems
+    results["status"] = STATUS_INSUFFICIENT_OVERLAP if error else \
+        STATUS_INSUFFICIENT_SAMPLING if problems else STATUS_OK
     if error:
         results["error"] = str(error)
     write_text_atomic(store.results_path(calc.ligand, calc.name), _json(results))
