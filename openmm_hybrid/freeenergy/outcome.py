@@ -66,6 +66,21 @@ def analyse_windows(windows: List[np.ndarray], temperature_K: float, decorrelate
     return analysis, error
 
 
+def set_outcome(results: dict, analysis: dict, error: Optional[str], min_effective_samples: float) -> None:
+    """Set ``estimate``, ``details``, ``sampling_problems``, ``status`` (see the module docstring)
+    and, when the overlap was insufficient (``error``, its message), ``error`` in ``results``."""
+    details = jsonable(analysis)
+    results["estimate"] = details.pop("estimate")
+    results["details"] = details
+    problems = sampling_problems(analysis, min_effective_samples)
+    results["sampling_problems"] = problems
+    if error is not None:
+        results["status"] = STATUS_INSUFFICIENT_OVERLAP
+        results["error"] = error
+    else:
+        results["status"] = STATUS_INSUFFICIENT_SAMPLING if problems else STATUS_OK
+
+
 def record_estimate(results: dict, analysis: dict, error: Optional[Exception], out: Path, label: str,
                     min_effective_samples: float, steps: int, t0: float) -> dict:
     """Finish ``results`` with ``analysis``, plot the convergence, write ``out/results.json``.
@@ -81,16 +96,7 @@ def record_estimate(results: dict, analysis: dict, error: Optional[Exception], o
     """
     out = Path(out)
     plots.plot_convergence(analysis["convergence"], out / "convergence.png", f"{label}: convergence")
-    details = jsonable(analysis)
-    results["estimate"] = details.pop("estimate")
-    results["details"] = details
-    problems = sampling_problems(analysis, min_effective_samples)
-    results["sampling_problems"] = problems
-    if error is not None:
-        results["status"] = STATUS_INSUFFICIENT_OVERLAP
-        results["error"] = f"{label}: {error}"
-    else:
-        results["status"] = STATUS_INSUFFICIENT_SAMPLING if problems else STATUS_OK
+    set_outcome(results, analysis, None if error is None else f"{label}: {error}", min_effective_samples)
     results["steps_this_process"] = int(steps)
     results["wall_seconds_this_process"] = time.perf_counter() - t0
     write_json(out / RESULTS, results)
@@ -98,7 +104,7 @@ def record_estimate(results: dict, analysis: dict, error: Optional[Exception], o
         raise InsufficientOverlapError(f"{label}: {error}")
     for warning in analysis.get("warnings", []):
         progress(f"{label}: warning: {warning}")
-    for problem in problems:
+    for problem in results["sampling_problems"]:
         progress(f"{label}: warning: insufficient sampling: {problem}")
     progress(f"{label}: {analysis['estimate']} (status {results['status']}); results in {out / RESULTS}")
     return results

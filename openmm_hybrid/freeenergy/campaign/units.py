@@ -30,9 +30,9 @@ from ...hybrid import create_hybrid_system
 from ...mm.system_files import BuiltSystem, load_build
 from .. import plots
 from ..endstate import box_nm, positions_nm
-from ..estimators import jsonable, mbar_analysis, neq_analysis, sampling_problems
+from ..estimators import mbar_analysis, neq_analysis
 from ..hydration import alchemical_states, create_alchemical_system, state_label
-from ..outcome import STATUS_INSUFFICIENT_OVERLAP, STATUS_INSUFFICIENT_SAMPLING, STATUS_OK
+from ..outcome import set_outcome
 from ..protocols import run_segment, run_switch_segment, segment_sizes, switch_path
 from ..sampler import ChainState, StateSampler
 from ..settings import NEQSettings, SimulationSettings, from_dict
@@ -339,16 +339,7 @@ def _analysis(store: CampaignStore, unit: Unit, calc: Calculation) -> None:
                                       f"{title}: MBAR overlap")
     if draw:
         plots.plot_convergence(analysis["convergence"], out / "convergence.png", f"{title}: convergence")
-    details = jsonable(analysis)
-    results["estimate"] = details.pop("estimate")
-    results["details"] = details
-    # the same statuses as the single-run workflows (freeenergy.outcome)
-    problems = sampling_problems(analysis, min_effective)
-    results["sampling_problems"] = problems
-    results["status"] = STATUS_INSUFFICIENT_OVERLAP if error else \
-        STATUS_INSUFFICIENT_SAMPLING if problems else STATUS_OK
-    if error:
-        results["error"] = str(error)
+    set_outcome(results, analysis, None if error is None else str(error), min_effective)
     write_text_atomic(store.results_path(calc.ligand, calc.name), _json(results))
 
 
